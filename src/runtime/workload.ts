@@ -1,0 +1,96 @@
+/**
+ * The side effects of a client, as the machine's actors: reading the site's config and data,
+ * running the configured computation, and writing results. Messages are JSON on the wire, the
+ * form SMPC and DP require.
+ */
+import { fromPromise } from 'xstate';
+import { join } from 'node:path';
+import type { ClientActors } from '../client.ts';
+import { configureComputation } from '../computation/registry.ts';
+import type { ConfiguredComputation, Json, PreparedSite } from '../computation/types.ts';
+import { loadConfig, type SiteConfig } from '../data/config.ts';
+import { readTable } from '../data/csv.ts';
+import type { Logger } from '../log.ts';
+import { parseNumericJson } from '../protocol/payload.ts';
+import { decodeJson, encodeJson } from './codec.ts';
+import { writeResultFiles } from './results.ts';
+
+export interface WorkloadOptions {
+  readonly inputDir: string;
+  readonly outputDir: string;
+  readonly logger: Logger;
+}
+
+interface Session {
+  readonly config: SiteConfig;
+  readonly computation: ConfiguredComputation;
+  readonly site: PreparedSite;
+}
+
+export function createWorkload(options: WorkloadOptions): ClientActors {
+  const { inputDir, outputDir, logger } = options;
+  // The site's data is read once, in the first round, and kept for the later ones.
+  let session: Promise<Session> | null = null;
+
+  const load = (): Promise<Session> => {
+    session ??= (async () => {
+      const config = await loadConfig(inputDir);
+      const computation = configureComputation(config.computation, config.parameters, 'config.yml');
+      const table = await readTable(config.dataFile, { separator: config.separator });
+      const site = computation.prepare(table);
+      logger.info('data loaded', {
+        computation: config.computation,
+        file: config.dataName,
+        rows: table.rowCount,
+        smpc: config.smpc !== null,
+        dp: config.dp !== null,
+      });
+      return { config, computation, site };
+    })();
+    return session;
+  };
+
+  return {
+    computeLocal: fromPromise(async ({ input }) => {
+      const { config, computation, site } = await load();
+      const previous = input.global === null ? null : decodeJson(input.global, 'the global result');
+      const secure = config.smpc !== null;
+      const contribution = computation.localStep(site, previous, input.round, secure);
+      return {
+        payload: encodeJson(contribution),
+        privacy: { smpc: config.smpc, dp: config.dp },
+        expectedRounds: computation.expectedRounds,
+      };
+    }),
+
+    aggregate: fromPromise(async ({ input }) => {
+      const { computation } = await load();
+      const contributions = input.contributions.map((bytes, index) =>
+        parseNumericJson(bytes, `contribution ${index + 1} of round ${input.round}`),
+      );
+      const previous = input.previous === null ? null : decodeJson(input.previous, 'the previous global result');
+      const { global, final } = computation.aggregate(contributions, previous, input.round, input.secure);
+      return { payload: encodeJson(global), final };
+    }),
+
+    writeResults: fromPromise(async ({ input }) => {
+      const { config, computation } = await load();
+      const result: Json = computation.result(decodeJson(input.final, 'the final result'));
+      const written = await writeResultFiles(outputDir, {
+        json: {
+          computation: config.computation,
+          client: input.setup.id,
+          coordinator: input.setup.coordinator,
+          clients: input.setup.clients.length,
+          rounds: input.round,
+          smpc: config.smpc !== null,
+          dp: config.dp !== null,
+          result,
+        },
+        markdown: computation.report(result),
+        csv: computation.csv(result),
+      });
+      logger.info('results written', { files: written.map((file) => join(outputDir, file)) });
+    }),
+  };
+}

@@ -1,0 +1,273 @@
+/**
+ * The sites of a simulated federation: each one's input folder (laid out like the platform's
+ * testbed lays them out), its output folder and log, and a running client for it, as a child
+ * process, inside this process, or already running elsewhere.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { access, cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import { APP_NAME, loadConfig } from '../data/config.ts';
+import type { DpOptions } from '../protocol/types.ts';
+import { createLogger } from '../log.ts';
+import { startClient } from '../server.ts';
+import { UsageError, type SimulationOptions } from './options.ts';
+
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const SAMPLE_DIR = join(PROJECT_ROOT, 'sample');
+
+export interface Site {
+  readonly label: string;
+  readonly inputDir: string;
+  readonly outputDir: string;
+  readonly logFile: string;
+}
+
+export interface RunningSite {
+  readonly label: string;
+  /** Base URL of the API. */
+  readonly api: string;
+  readonly outputDir: string | null;
+  readonly logFile: string | null;
+  stop(): Promise<void>;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function sampleSites(): Promise<string[]> {
+  const entries = await readdir(SAMPLE_DIR, { withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => join(SAMPLE_DIR, entry.name))
+    .sort();
+}
+
+/**
+ * The bundled sample for N sites: its own split by island for 3, otherwise all rows dealt out
+ * round-robin into N files (the sample's CSV has no quoted line breaks, so lines are rows).
+ */
+async function writeSampleSplit(count: number, root: string): Promise<string[]> {
+  const sites = await sampleSites();
+  if (count === sites.length) return sites;
+  const first = sites[0];
+  if (first === undefined) throw new UsageError(`the bundled sample in ${SAMPLE_DIR} is missing`);
+  const config = await readFile(join(first, 'config.yml'), 'utf8');
+  const dataName = (await loadConfig(first)).dataName;
+  let header = '';
+  const rows: string[] = [];
+  for (const site of sites) {
+    const lines = (await readFile(join(site, dataName), 'utf8')).split(/\r?\n/).filter((line) => line !== '');
+    header = lines[0] ?? header;
+    rows.push(...lines.slice(1));
+  }
+  const dirs: string[] = [];
+  for (let index = 0; index < count; index++) {
+    const dir = join(root, 'sample-split', `site-${index + 1}`);
+    await mkdir(dir, { recursive: true });
+    const mine = rows.filter((_, row) => row % count === index);
+    await writeFile(join(dir, dataName), `${header}\n${mine.join('\n')}\n`);
+    await writeFile(join(dir, 'config.yml'), config);
+    dirs.push(dir);
+  }
+  return dirs;
+}
+
+/** Writes the simulator's privacy options into a client's config.yml, keeping the rest. */
+async function applyPrivacy(inputDir: string, smpc: boolean, dp: Partial<DpOptions> | null): Promise<void> {
+  if (!smpc && dp === null) return;
+  const file = join(inputDir, 'config.yml');
+  const document = parseDocument(await readFile(file, 'utf8'));
+  if (smpc) document.setIn([APP_NAME, 'smpc'], true);
+  if (dp !== null) document.setIn([APP_NAME, 'dp'], Object.keys(dp).length === 0 ? true : dp);
+  await writeFile(file, document.toString());
+}
+
+function uniqueLabels(dirs: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return dirs.map((dir) => {
+    const name = basename(resolve(dir)) || 'site';
+    const count = (seen.get(name) ?? 0) + 1;
+    seen.set(name, count);
+    return count === 1 ? name : `${name}-${count}`;
+  });
+}
+
+/** Lays out every site's input, output and log under the run's output folder. */
+export async function prepareSites(options: SimulationOptions): Promise<{ root: string; sites: Site[] }> {
+  const root = options.output === null ? await mkdtemp(join(tmpdir(), 'fc-simulation-')) : resolve(options.output);
+  await mkdir(root, { recursive: true });
+
+  const sources = options.clientDirs ?? (await writeSampleSplit(options.clients, root));
+  for (const dir of sources) {
+    if (!(await exists(dir))) throw new UsageError(`client folder ${dir} does not exist`);
+  }
+  if (options.genericDir !== null && !(await exists(options.genericDir))) {
+    throw new UsageError(`generic folder ${options.genericDir} does not exist`);
+  }
+
+  const labels = uniqueLabels(sources);
+  const sites: Site[] = [];
+  for (const [index, source] of sources.entries()) {
+    const label = labels[index] ?? `site-${index + 1}`;
+    const site = {
+      label,
+      inputDir: join(root, label, 'input'),
+      outputDir: join(root, label, 'output'),
+      logFile: join(root, label, 'client.log'),
+    };
+    await mkdir(site.outputDir, { recursive: true });
+    await cp(resolve(source), site.inputDir, { recursive: true });
+    if (options.genericDir !== null) await cp(resolve(options.genericDir), site.inputDir, { recursive: true });
+    if (!(await exists(join(site.inputDir, 'config.yml')))) {
+      throw new UsageError(`client folder ${source} has no config.yml (nor does the generic folder)`);
+    }
+    await applyPrivacy(site.inputDir, options.smpc, options.dp);
+    // A folder the client would reject at its first step is better named now, before any run.
+    const config = await loadConfig(site.inputDir);
+    if (!(await exists(config.dataFile))) {
+      throw new UsageError(`client folder ${source} has no data file '${config.dataName}' (named in config.yml)`);
+    }
+    sites.push(site);
+  }
+  return { root, sites };
+}
+
+async function startInProcess(site: Site): Promise<RunningSite> {
+  const log = createWriteStream(site.logFile, { flags: 'a' });
+  const logger = createLogger('info', (line) => log.write(`${line}\n`), { site: site.label });
+  const running = await startClient({
+    host: '127.0.0.1',
+    port: 0,
+    inputDir: site.inputDir,
+    outputDir: site.outputDir,
+    bodyLimit: 1024 ** 3,
+    logger,
+  });
+  return {
+    label: site.label,
+    api: `${running.url}/api`,
+    outputDir: site.outputDir,
+    logFile: site.logFile,
+    stop: async () => {
+      await running.close();
+      await new Promise<void>((done) => log.end(done));
+    },
+  };
+}
+
+const CHILD_START_TIMEOUT_MS = 30_000;
+
+/** Starts `src/main.ts` in a child process on a free loopback port and waits until it listens. */
+async function startChild(site: Site): Promise<RunningSite> {
+  const log = createWriteStream(site.logFile, { flags: 'a' });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'main.ts')], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      INPUT_DIR: site.inputDir,
+      OUTPUT_DIR: site.outputDir,
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log, { end: false });
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    let buffered = '';
+    let tail: string[] = [];
+    const timer = setTimeout(() => {
+      reject(new UsageError(`client ${site.label} did not start within ${CHILD_START_TIMEOUT_MS / 1000} s; see ${site.logFile}`));
+    }, CHILD_START_TIMEOUT_MS);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      buffered += chunk.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      tail = [...tail, ...lines].slice(-5);
+      for (const line of lines) {
+        try {
+          const entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
+          if (entry.msg === 'listening' && typeof entry.url === 'string') {
+            clearTimeout(timer);
+            resolveUrl(entry.url);
+          }
+        } catch {
+          // Not a log line of ours (e.g. a Node warning): it stays in the log file.
+        }
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new UsageError(`client ${site.label} exited with code ${code} before it listened: ${tail.join(' | ')}`));
+    });
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new UsageError(`client ${site.label} could not be started: ${error.message}`));
+    });
+  });
+
+  return {
+    label: site.label,
+    api: `${url}/api`,
+    outputDir: site.outputDir,
+    logFile: site.logFile,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+      await new Promise<void>((done) => log.end(done));
+    },
+  };
+}
+
+/** Finds where a running client serves the API: under /api (port 5000) or at the root (port 9000). */
+async function locateApi(url: string): Promise<string> {
+  const base = url.replace(/\/+$/, '');
+  let lastError = 'no answer';
+  for (const candidate of [`${base}/api`, base]) {
+    try {
+      const response = await fetch(`${candidate}/status`, { signal: AbortSignal.timeout(5000) });
+      await response.arrayBuffer();
+      if (response.ok && (response.headers.get('content-type') ?? '').includes('json')) return candidate;
+      lastError = `GET ${candidate}/status answered HTTP ${response.status}`;
+    } catch (error) {
+      lastError = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+    }
+  }
+  throw new UsageError(`${url} does not answer as a FeatureCloud client (${lastError})`);
+}
+
+export async function startSites(options: SimulationOptions, sites: readonly Site[]): Promise<RunningSite[]> {
+  if (options.urls !== null) {
+    return Promise.all(
+      options.urls.map(async (url) => ({
+        label: url,
+        api: await locateApi(url),
+        outputDir: null,
+        logFile: null,
+        stop: async () => {},
+      })),
+    );
+  }
+  const start = options.mode === 'in-process' ? startInProcess : startChild;
+  const started = await Promise.allSettled(sites.map(start));
+  const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(running.map((site) => site.stop()));
+    throw failed.reason;
+  }
+  return running;
+}

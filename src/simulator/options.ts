@@ -1,0 +1,187 @@
+/**
+ * The simulator's command line, parsed and checked up front: every mistake is one line that
+ * names the option, before any client starts.
+ */
+import { parseArgs } from 'node:util';
+import type { DpOptions } from '../protocol/types.ts';
+
+export type ClientMode = 'child' | 'in-process' | 'remote';
+
+export interface SimulationOptions {
+  readonly mode: ClientMode;
+  /** Number of clients (also with --urls: the number of URLs). */
+  readonly clients: number;
+  /** One input folder per client (--client-dirs), or null for the bundled sample. */
+  readonly clientDirs: readonly string[] | null;
+  readonly genericDir: string | null;
+  readonly urls: readonly string[] | null;
+  /** Null: a fresh temporary folder, named at the end. */
+  readonly output: string | null;
+  readonly queryIntervalMs: number;
+  readonly timeoutMs: number;
+  readonly smpc: boolean;
+  /** DP settings to put in every client's config (--dp and --dp-*), or null. */
+  readonly dp: Partial<DpOptions> | null;
+  readonly seed: string | null;
+  readonly json: boolean;
+  readonly trace: string | null;
+  readonly help: boolean;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const USAGE = `Usage: npm run simulate -- [options]
+
+Runs a whole FeatureCloud federation on this machine: starts the clients, plays the platform's
+controller for them over HTTP, and prints the federated result.
+
+Clients
+  --clients N            number of clients on the bundled penguin sample (default 3)
+  --client-dirs a,b,c    one client per input folder (each with config.yml and its data)
+  --generic-dir DIR      copied into every client's input folder
+  --urls URL,URL,...     drive clients that already run (e.g. containers); the first is the coordinator
+  --in-process           run the clients inside the simulator (default: one child process each)
+
+Privacy (written into every client's config.yml)
+  --smpc                 secure aggregation (sum of secret shares)
+  --dp                   differential privacy; tune with
+  --dp-noise laplace|gauss  --dp-epsilon E  --dp-delta D  --dp-sensitivity S  --dp-clip C
+  --seed S               make DP noise and client ids reproducible
+
+Run
+  --query-interval SEC   seconds between polls of an idle client (default 0.02)
+  --timeout SEC          end the run when nothing happens for this long (default 60)
+  --output DIR           where each client's input, output and log go (default: a new temp folder)
+  --trace FILE           write every relay as a JSON line, and a Mermaid sequence diagram beside it
+  --json                 print one JSON summary instead of the table
+  --help                 this text`;
+
+function positiveNumber(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number <= 0) {
+    throw new UsageError(`--${name} must be a positive number of seconds, not '${value}'`);
+  }
+  return number;
+}
+
+function list(value: string | undefined, name: string): string[] | null {
+  if (value === undefined) return null;
+  const items = value.split(',').map((item) => item.trim());
+  if (items.some((item) => item === '')) throw new UsageError(`--${name} has an empty entry in '${value}'`);
+  return items;
+}
+
+function dpNumber(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number)) throw new UsageError(`--${name} must be a number, not '${value}'`);
+  return number;
+}
+
+export function parseOptions(argv: readonly string[]): SimulationOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        clients: { type: 'string' },
+        'client-dirs': { type: 'string' },
+        'generic-dir': { type: 'string' },
+        urls: { type: 'string' },
+        'in-process': { type: 'boolean', default: false },
+        output: { type: 'string' },
+        'query-interval': { type: 'string' },
+        timeout: { type: 'string' },
+        smpc: { type: 'boolean', default: false },
+        dp: { type: 'boolean', default: false },
+        'dp-noise': { type: 'string' },
+        'dp-epsilon': { type: 'string' },
+        'dp-delta': { type: 'string' },
+        'dp-sensitivity': { type: 'string' },
+        'dp-clip': { type: 'string' },
+        seed: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        trace: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    // parseArgs explains unknown options and missing values well; keep its first line.
+    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new UsageError(`${message} (see --help)`);
+  }
+  const values = parsed.values;
+
+  const clientDirs = list(values['client-dirs'], 'client-dirs');
+  const urls = list(values.urls, 'urls');
+  if (clientDirs !== null && urls !== null) throw new UsageError('--client-dirs and --urls cannot be combined');
+  if (urls !== null) {
+    for (const [flag, given] of [
+      ['--generic-dir', values['generic-dir'] !== undefined],
+      ['--in-process', values['in-process']],
+      ['--smpc', values.smpc],
+      ['--dp', values.dp],
+      ['--output', values.output !== undefined],
+    ] as const) {
+      if (given) throw new UsageError(`${flag} cannot be used with --urls: those clients have their own input and output`);
+    }
+    for (const url of urls) {
+      if (!/^https?:\/\/[^/\s]+/.test(url)) throw new UsageError(`--urls: '${url}' is not an http(s) URL`);
+    }
+  }
+
+  let clients: number;
+  if (urls !== null) clients = urls.length;
+  else if (clientDirs !== null) clients = clientDirs.length;
+  else {
+    const text = values.clients ?? '3';
+    clients = Number(text);
+    if (!Number.isInteger(clients)) throw new UsageError(`--clients must be a whole number, not '${text}'`);
+  }
+  if (values.clients !== undefined && (clientDirs !== null || urls !== null) && Number(values.clients) !== clients) {
+    throw new UsageError(`--clients ${values.clients} does not match the ${clients} folders or URLs given`);
+  }
+  if (clients < 2) throw new UsageError(`a federation needs at least 2 clients, not ${clients}`);
+
+  const dpGiven = ['dp-noise', 'dp-epsilon', 'dp-delta', 'dp-sensitivity', 'dp-clip'].filter(
+    (name) => values[name as 'dp-noise'] !== undefined,
+  );
+  if (!values.dp && dpGiven.length > 0) throw new UsageError(`--${dpGiven[0]} needs --dp`);
+  let dp: Partial<DpOptions> | null = null;
+  if (values.dp) {
+    const noise = values['dp-noise'];
+    if (noise !== undefined && noise !== 'laplace' && noise !== 'gauss') {
+      throw new UsageError(`--dp-noise must be laplace or gauss, not '${noise}'`);
+    }
+    const entries = {
+      noisetype: noise,
+      epsilon: dpNumber(values['dp-epsilon'], 'dp-epsilon'),
+      delta: dpNumber(values['dp-delta'], 'dp-delta'),
+      sensitivity: dpNumber(values['dp-sensitivity'], 'dp-sensitivity'),
+      clippingVal: dpNumber(values['dp-clip'], 'dp-clip'),
+    };
+    dp = Object.fromEntries(Object.entries(entries).filter(([, value]) => value !== undefined)) as Partial<DpOptions>;
+  }
+
+  return {
+    mode: urls !== null ? 'remote' : values['in-process'] ? 'in-process' : 'child',
+    clients,
+    clientDirs,
+    genericDir: values['generic-dir'] ?? null,
+    urls,
+    output: values.output ?? null,
+    queryIntervalMs: positiveNumber(values['query-interval'], 'query-interval', 0.02) * 1000,
+    timeoutMs: positiveNumber(values.timeout, 'timeout', 60) * 1000,
+    smpc: values.smpc,
+    dp,
+    seed: values.seed ?? null,
+    json: values.json,
+    trace: values.trace ?? null,
+    help: values.help,
+  };
+}
