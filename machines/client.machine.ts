@@ -179,6 +179,26 @@ function globalMessage(context: ClientContext): { payload: Uint8Array; final: bo
   return global === null ? null : { payload: global, final: false };
 }
 
+/** Who the current wait is for, in words, for the message of a timeout. */
+function awaited(context: ClientContext): string {
+  const setupInfo = requireSetup(context);
+  if (!setupInfo.coordinator) return "the coordinator's result";
+  const round = context.round;
+  if (context.privacy.smpc !== null) return `the SMPC aggregate of round ${round}`;
+  const messages = messagesFor(context, memoOf.local(round));
+  const missing = expectedContributors(context).filter((sender) => messageFrom(messages, sender) === undefined);
+  return `round ${round} data from ${missing.join(', ')}`;
+}
+
+function unconfirmed(context: ClientContext): string {
+  const { id, clients } = requireSetup(context);
+  const confirmations = messagesFor(context, memoOf.done);
+  const missing = clients
+    .map(senderKey)
+    .filter((client) => client !== senderKey(id) && messageFrom(confirmations, client) === undefined);
+  return `confirmations from ${missing.join(', ')}`;
+}
+
 function errorDetail(error: unknown): Failure {
   if (error instanceof Error) {
     // Like the reference engine, fall back to the exception's name when it says nothing else.
@@ -248,6 +268,11 @@ export const clientMachine = setup({
     ),
     aggregate: fromPromise<AggregateOutput, AggregateInput>(async () => notProvided('aggregate')),
     writeResults: fromPromise<void, WriteResultsInput>(async () => notProvided('writeResults')),
+  },
+  delays: {
+    // How long a client waits for others before it gives up and reports an error, so a dead
+    // site ends the run with a message instead of a silent hang. The runtime sets it.
+    waitTimeout: 60 * 60 * 1000,
   },
   guards: {
     isCoordinator: ({ context }) => context.setup?.coordinator === true,
@@ -348,6 +373,12 @@ export const clientMachine = setup({
     })),
     // The platform drops queued data on error; nothing half-computed must leave the site.
     dropOutbox: assign({ outbox: [] }),
+    recordTimeout: assign((_, params: { readonly waitingFor: string }) => ({
+      failure: {
+        message: `timed out: ${params.waitingFor}`,
+        detail: `gave up waiting for ${params.waitingFor} (see WAIT_TIMEOUT)`,
+      },
+    })),
   },
 }).createMachine({
   id: 'client',
@@ -399,6 +430,12 @@ export const clientMachine = setup({
           description:
             'Contributions and results are kept per memo as they arrive, also those of later rounds.',
           meta: { message: 'waiting for the aggregate', phase: 0.4 },
+          after: {
+            waitTimeout: {
+              target: '#client.error',
+              actions: { type: 'recordTimeout', params: ({ context }) => ({ waitingFor: awaited(context) }) },
+            },
+          },
           always: [
             {
               guard: and(['isCoordinator', 'hasAllContributions']),
@@ -499,6 +536,15 @@ export const clientMachine = setup({
           description: "Coordinator: waiting for every participant's confirmation ('done').",
           meta: { message: 'waiting for confirmations', phase: 0.95 },
           always: { guard: 'hasAllConfirmations', target: '#client.finished' },
+          after: {
+            waitTimeout: {
+              target: '#client.error',
+              actions: {
+                type: 'recordTimeout',
+                params: ({ context }) => ({ waitingFor: unconfirmed(context) }),
+              },
+            },
+          },
         },
         'confirming-to-coordinator': {
           description: "Participant: its confirmation ('done') is queued for the coordinator.",

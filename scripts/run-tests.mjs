@@ -13,6 +13,14 @@ const child = spawn(process.execPath, [uvu, '-r', 'tsx', 'test', pattern], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 
+// A test that never ends (a server left open, a timer) must not hang CI: give up after a bound.
+const LIMIT_MS = Number(process.env.TEST_TIMEOUT_MS ?? 10 * 60 * 1000);
+let timedOut = false;
+const watchdog = setTimeout(() => {
+  timedOut = true;
+  child.kill('SIGKILL');
+}, LIMIT_MS);
+
 let output = '';
 child.stdout.on('data', (chunk) => {
   output += chunk;
@@ -20,6 +28,13 @@ child.stdout.on('data', (chunk) => {
 });
 
 child.on('close', (code, signal) => {
+  clearTimeout(watchdog);
+  if (timedOut) {
+    const files = output.match(/^\S+\.test\.ts$/gm) ?? [];
+    console.log('0 passed, 1 failed');
+    console.error(`the tests did not end within ${LIMIT_MS / 1000} s; the last file started was ${files.at(-1) ?? 'unknown'}`);
+    process.exit(1);
+  }
   const count = (label) => {
     const match = output.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm'));
     return match ? Number(match[1]) : null;

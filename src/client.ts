@@ -2,7 +2,7 @@
  * One FeatureCloud client: the machine, started with the workload's actors, and a log line for
  * every transition. The HTTP adapter and the simulator's in-process mode both build on this.
  */
-import { createActor, type Actor, type PromiseActorLogic } from 'xstate';
+import { createActor, type Actor, type ActorOptions, type InspectionEvent, type PromiseActorLogic } from 'xstate';
 import {
   clientMachine,
   type AggregateInput,
@@ -32,8 +32,37 @@ export interface Client {
   stop(): void;
 }
 
-export function createClient(actors: ClientActors, logger: Logger): Client {
-  const actor = createActor(clientMachine.provide({ actors: { ...actors } }));
+export interface ClientOptions {
+  /**
+   * How long to wait for other sites (contributions, a result, confirmations) before reporting
+   * an error; null waits without limit.
+   */
+  readonly waitTimeoutMs?: number | null;
+  /** Receives XState's inspection events (the Stately inspector, a trace file). */
+  readonly inspect?: (event: InspectionEvent) => void;
+  /** The actor's id, so an inspector tells several clients apart. */
+  readonly name?: string;
+}
+
+/** setTimeout's largest delay (about 24.8 days); a longer one would fire at once. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1;
+
+/** The machine's timers never keep a process alive by themselves; a server or a test does. */
+const backgroundClock: NonNullable<ActorOptions<ClientMachine>['clock']> = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
+
+export function createClient(actors: ClientActors, logger: Logger, options: ClientOptions = {}): Client {
+  const waitTimeoutMs = Math.min(options.waitTimeoutMs ?? LONGEST_TIMER_MS, LONGEST_TIMER_MS);
+  const actor = createActor(
+    clientMachine.provide({ actors: { ...actors }, delays: { waitTimeout: waitTimeoutMs } }),
+    {
+      clock: backgroundClock,
+      ...(options.inspect === undefined ? {} : { inspect: options.inspect }),
+      ...(options.name === undefined ? {} : { id: options.name }),
+    },
+  );
   let previous = statePath(actor.getSnapshot());
 
   actor.subscribe({

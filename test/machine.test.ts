@@ -89,7 +89,9 @@ function startSite(fixture: Fixture = {}): { site: Site; calls: Calls } {
       }),
     },
   });
-  return { site: createActor(machine).start(), calls };
+  const site = createActor(machine).start();
+  started.push(site);
+  return { site, calls };
 }
 
 /** A promise the test resolves when it wants a held actor to go on. */
@@ -160,6 +162,12 @@ async function coordinatorBroadcasting(fixture: Fixture = {}): Promise<{ site: S
 // ---------------------------------------------------------------------------------------------
 // Setup
 // ---------------------------------------------------------------------------------------------
+
+// A client waiting for others holds a wait-timeout timer; stop every actor so none outlives its test.
+const started: { stop(): unknown }[] = [];
+test.after.each(() => {
+  for (const actor of started.splice(0)) actor.stop();
+});
 
 test('before setup the client waits in initial and accepts only fc.setup', () => {
   const { site, calls } = startSite();

@@ -77,7 +77,9 @@ function startSite(fixture: Fixture = {}): Site {
       writeResults: fromPromise<void, WriteResultsInput>(async () => failIf('writeResults')),
     },
   });
-  return createActor(machine).start();
+  const site = createActor(machine).start();
+  started.push(site);
+  return site;
 }
 
 const setUp = (site: Site, setup: SetupInfo): void => site.send({ type: 'fc.setup', setup });
@@ -148,6 +150,12 @@ function assertMonotonic(progress: readonly (number | null)[]): void {
 // ---------------------------------------------------------------------------------------------
 // toStatus, state by state
 // ---------------------------------------------------------------------------------------------
+
+// A client waiting for others holds a wait-timeout timer; stop every actor so none outlives its test.
+const started: { stop(): unknown }[] = [];
+test.after.each(() => {
+  for (const actor of started.splice(0)) actor.stop();
+});
 
 test('every status has exactly the nine keys of the API', () => {
   assert.equal(Object.keys(statusOf(startSite())).sort(), [...STATUS_KEYS].sort());

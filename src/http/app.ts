@@ -11,10 +11,13 @@ import Koa from 'koa';
 import bodyParser from 'koa-bodyparser';
 import getRawBody from 'raw-body';
 import { stateName, toStatus, toWebStatus } from '../../machines/status.ts';
+import type { OutboxItem } from '../../machines/client.machine.ts';
 import type { Client } from '../client.ts';
 import type { Logger } from '../log.ts';
 import { badRequest, conflict, forbidden, HttpProblem } from './errors.ts';
 import { parseSetup, sameSetup } from './setup-body.ts';
+import { WEB_PAGE_CSP, WEB_STATE_FILE, webPage } from './web-page.ts';
+import { toWebView } from '../visual/web-view.ts';
 
 export interface AppOptions {
   /** Largest accepted POST /api/data body, in bytes. */
@@ -113,7 +116,9 @@ function isBrokenConnection(error: unknown): error is { code: string } {
   const { code } = error;
   return (
     typeof code === 'string' &&
-    (code.startsWith('HPE_') || ['ECONNRESET', 'ECONNABORTED', 'EPIPE'].includes(code))
+    (code.startsWith('HPE_') ||
+      // The server's own request or headers timeout ends a request the peer sent too slowly.
+      ['ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ERR_HTTP_REQUEST_TIMEOUT'].includes(code))
   );
 }
 
@@ -148,6 +153,11 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
   });
 
   router.post('/setup', async (ctx, next) => {
+    // No body at all is a malformed setup whatever the type says: a 400, not a 415 that would
+    // tell a caller who did send application/json to send application/json.
+    if (ctx.is('application/json') === null || ctx.request.length === 0) {
+      throw badRequest('the body is missing: POST /setup takes a JSON object');
+    }
     if (!ctx.is('application/json')) {
       throw new HttpProblem('unsupported_media_type', 'POST /setup takes application/json');
     }
@@ -165,24 +175,36 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
     ctx.body = { setup };
   });
 
+  // A controller always reads the status before it fetches. A second GET /data with no status
+  // read in between is therefore a retry of a fetch whose response was lost on the way: it gets
+  // the same item again instead of the next one, so no message is lost to a dropped response.
+  let lastFetched: OutboxItem | null = null;
+
   router.get('/status', (ctx) => {
+    lastFetched = null;
     ctx.body = toStatus(client.snapshot());
   });
 
   router.get('/data', (ctx) => {
     const snapshot = client.snapshot();
     const head = snapshot.hasTag('error') ? undefined : snapshot.context.outbox[0];
+    const item = lastFetched ?? head;
     ctx.type = 'application/octet-stream';
-    if (head === undefined) {
+    if (item === undefined) {
       ctx.body = Buffer.alloc(0);
       return;
     }
-    ctx.body = Buffer.from(head.payload.buffer, head.payload.byteOffset, head.payload.byteLength);
+    ctx.body = Buffer.from(item.payload.buffer, item.payload.byteOffset, item.payload.byteLength);
     // The router answers HEAD with this GET handler; a HEAD carries no bytes away, so it must
     // not pop the item, or the message would be lost.
     if (ctx.method === 'HEAD') return;
-    client.send({ type: 'fc.data.fetched', itemId: head.id });
-    logger.info('data fetched', { memo: head.memo, bytes: head.payload.byteLength, destination: head.destination });
+    if (item === lastFetched) {
+      logger.warn('data fetched again (a retry)', { memo: item.memo, bytes: item.payload.byteLength });
+      return;
+    }
+    client.send({ type: 'fc.data.fetched', itemId: item.id });
+    lastFetched = item;
+    logger.info('data fetched', { memo: item.memo, bytes: item.payload.byteLength, destination: item.destination });
   });
 
   router.post('/data', async (ctx) => {
@@ -192,12 +214,24 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
     if (memo.length > MAX_MEMO_LENGTH) throw badRequest(`memo is longer than ${MAX_MEMO_LENGTH} characters`, 'memo');
     const setup = client.snapshot().context.setup;
     if (setup === null) throw conflict('this client is not set up yet (POST /setup first)');
-    if (!setup.clients.some((id) => String(id) === sender)) {
+    // With SMPC the controllers deliver one summed package whose `client` value means nothing
+    // (PROTOCOL.md), so a coordinator that asked for SMPC takes it from any sender.
+    const expectsAggregate = setup.coordinator && client.snapshot().context.privacy.smpc !== null;
+    if (!expectsAggregate && !setup.clients.some((id) => String(id) === sender)) {
       throw forbidden(`client ${JSON.stringify(sender)} is not one of this run's clients`, 'client');
     }
     const payload = await readBody(ctx, options.bodyLimit);
     const accepted = client.send({ type: 'fc.data.received', sender, memo, payload });
-    if (!accepted) throw conflict(`this client no longer accepts data (state ${stateName(client.snapshot())})`);
+    if (!accepted) {
+      const snapshot = client.snapshot();
+      if (snapshot.status === 'done' && !snapshot.hasTag('error')) {
+        // A relay's late retry (a second `done`, say): everything this client needed is in.
+        logger.info('data ignored (finished)', { from: sender, memo, bytes: payload.byteLength });
+        ctx.body = { received: payload.byteLength, ignored: 'this client has finished' };
+        return;
+      }
+      throw conflict(`this client no longer accepts data (state ${stateName(snapshot)})`);
+    }
     logger.info('data received', { from: sender, memo, bytes: payload.byteLength });
     ctx.body = { received: payload.byteLength };
   });
@@ -205,11 +239,29 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
   return router;
 }
 
+/**
+ * The status page: the spec's plain string for tools (no Accept header, any type, text/plain),
+ * and for a browser that asks for HTML a page with the machine diagram, which polls `state.json`
+ * beside it.
+ */
 function webRouter(client: Client, path: string): Router {
   const router = new Router();
   router.get(path, (ctx) => {
+    ctx.vary('Accept');
+    const snapshot = client.snapshot();
+    if (ctx.accepts('text/plain', 'text/html') === 'text/html') {
+      ctx.type = 'text/html; charset=utf-8';
+      ctx.set('Content-Security-Policy', WEB_PAGE_CSP);
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = webPage(toWebView(snapshot));
+      return;
+    }
     ctx.type = 'text/plain; charset=utf-8';
-    ctx.body = toWebStatus(client.snapshot());
+    ctx.body = toWebStatus(snapshot);
+  });
+  router.get(`${path.replace(/\/+$/, '')}/${WEB_STATE_FILE}`, (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = toWebView(client.snapshot());
   });
   return router;
 }

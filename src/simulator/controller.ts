@@ -38,6 +38,22 @@ export interface RelayRecord {
   readonly kind: 'relay' | 'smpc-contribution' | 'smpc-aggregate';
 }
 
+/**
+ * Faults the controller can inject, to show that a client survives what networks and relays do.
+ * Each is something a real platform may do: retry a delivery, deliver out of order, lose a
+ * response, talk to a slow site.
+ */
+export interface Faults {
+  /** Deliver every message twice (a relay retry). */
+  readonly duplicate?: boolean;
+  /** Hold each delivery for a random 0..N ms, so later messages overtake earlier ones. */
+  readonly reorderMs?: number;
+  /** Lose the response to every Nth GET /data; the controller then fetches again. */
+  readonly dropDataResponseEvery?: number;
+  /** Delay every call to these clients (by label or id) by this many ms. */
+  readonly slow?: ReadonlyMap<string, number>;
+}
+
 export interface ControllerOptions {
   readonly queryIntervalMs: number;
   /** The run ends when nothing changes for this long. */
@@ -46,6 +62,7 @@ export interface ControllerOptions {
   readonly requestTimeoutMs?: number;
   /** Seeds the DP noise, so a run can be reproduced. */
   readonly seed: string | null;
+  readonly faults?: Faults;
   readonly onStatus?: (client: ControlledClient, status: Status) => void;
   readonly onRelay?: (record: RelayRecord) => void;
 }
@@ -84,13 +101,17 @@ function isStatus(value: unknown): value is Status {
   );
 }
 
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 async function call(
   client: ControlledClient,
   what: string,
   url: string,
   init: RequestInit,
   timeoutMs: number,
+  delayMs = 0,
 ): Promise<Response> {
+  if (delayMs > 0) await pause(delayMs);
   // Connection failures are retried briefly (a container may still be starting); HTTP answers
   // are final.
   const attempts = 3;
@@ -102,7 +123,7 @@ async function call(
       if (attempt >= attempts) {
         throw new ProtocolError(`${describe(client)} does not answer ${what} at ${url}: ${cause}`);
       }
-      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      await pause(50 * attempt);
     }
   }
 }
@@ -124,6 +145,10 @@ export async function runFederation(
   const ids: ClientId[] = clients.map((client) => client.id);
   const byId = new Map(clients.map((client) => [client.id, client]));
   const statuses = new Map<string, Status>();
+  const faults = options.faults ?? {};
+  const faultRandom = createRandom(`${options.seed ?? Math.random()}/faults`);
+  const delayOf = (client: ControlledClient) => faults.slow?.get(client.label) ?? faults.slow?.get(client.id) ?? 0;
+  let dataFetches = 0;
 
   let ended: { ok: boolean; failure: string | null } | null = null;
   let finish!: () => void;
@@ -168,15 +193,19 @@ export async function runFederation(
     const query = new URLSearchParams({ client: sender });
     if (memo !== null) query.set('memo', memo);
     const what = `POST /data?${query}`;
-    const response = await call(
-      receiver,
-      what,
-      `${receiver.api}/data?${query}`,
-      { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } },
-      requestTimeoutMs,
-    );
-    await expectOk(receiver, what, response);
-    await response.arrayBuffer();
+    if (faults.reorderMs !== undefined) await pause(faultRandom.next() * faults.reorderMs);
+    for (let copy = 0; copy < (faults.duplicate === true ? 2 : 1); copy++) {
+      const response = await call(
+        receiver,
+        what,
+        `${receiver.api}/data?${query}`,
+        { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } },
+        requestTimeoutMs,
+        delayOf(receiver),
+      );
+      await expectOk(receiver, what, response);
+      await response.arrayBuffer();
+    }
     messages += 1;
     bytes += body.byteLength;
     progressed();
@@ -236,7 +265,7 @@ export async function runFederation(
   };
 
   const poll = async (client: ControlledClient): Promise<Status> => {
-    const response = await call(client, 'GET /status', `${client.api}/status`, {}, requestTimeoutMs);
+    const response = await call(client, 'GET /status', `${client.api}/status`, {}, requestTimeoutMs, delayOf(client));
     await expectOk(client, 'GET /status', response);
     const text = await response.text();
     let status: unknown;
@@ -256,7 +285,14 @@ export async function runFederation(
   };
 
   const fetchData = async (client: ControlledClient, status: Status): Promise<Uint8Array> => {
-    const response = await call(client, 'GET /data', `${client.api}/data`, {}, requestTimeoutMs);
+    dataFetches += 1;
+    const every = faults.dropDataResponseEvery;
+    if (every !== undefined && dataFetches % every === 0) {
+      // The response is lost on the way back; the client has served it, we never saw it.
+      const lost = await call(client, 'GET /data', `${client.api}/data`, {}, requestTimeoutMs, delayOf(client));
+      await lost.arrayBuffer();
+    }
+    const response = await call(client, 'GET /data', `${client.api}/data`, {}, requestTimeoutMs, delayOf(client));
     await expectOk(client, 'GET /data', response);
     const payload = new Uint8Array(await response.arrayBuffer());
     if (payload.byteLength === 0) {

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { DpOptions } from '../protocol/types.ts';
+import type { Faults } from './controller.ts';
 
 export type ClientMode = 'child' | 'in-process' | 'remote';
 
@@ -19,12 +20,17 @@ export interface SimulationOptions {
   readonly output: string | null;
   readonly queryIntervalMs: number;
   readonly timeoutMs: number;
+  /** A single HTTP call to a client that takes longer than this fails the run. */
+  readonly requestTimeoutMs: number;
+  readonly faults: Faults;
   readonly smpc: boolean;
   /** DP settings to put in every client's config (--dp and --dp-*), or null. */
   readonly dp: Partial<DpOptions> | null;
   readonly seed: string | null;
   readonly json: boolean;
   readonly trace: string | null;
+  /** Send every client's inspection events to a Stately inspector relay started for the run. */
+  readonly inspect: boolean;
   readonly help: boolean;
 }
 
@@ -53,8 +59,13 @@ Privacy (written into every client's config.yml)
 Run
   --query-interval SEC   seconds between polls of an idle client (default 0.02)
   --timeout SEC          end the run when nothing happens for this long (default 60)
+  --request-timeout SEC  fail when one call to a client takes longer (default 30)
+  --faults LIST          inject faults: duplicate, reorder:MS, drop-data:N, slow:CLIENT:MS
   --output DIR           where each client's input, output and log go (default: a new temp folder)
-  --trace FILE           write every relay as a JSON line, and a Mermaid sequence diagram beside it
+  --trace FILE           write every relay as a JSON line, a sequence diagram beside it (FILE.mmd,
+                         FILE.svg) and each client's XState inspection events (FILE.<client>.xstate.jsonl)
+  --inspect              show every client's machine live in the Stately inspector (a relay on
+                         INSPECT_PORT, default 8080; the page needs stately.ai in the browser)
   --json                 print one JSON summary instead of the table
   --help                 this text`;
 
@@ -81,6 +92,30 @@ function dpNumber(value: string | undefined, name: string): number | undefined {
   return number;
 }
 
+/** `duplicate,reorder:20,drop-data:3,slow:dream:50` → Faults. */
+export function parseFaults(text: string | undefined): Faults {
+  if (text === undefined) return {};
+  const faults: { -readonly [K in keyof Faults]: Faults[K] } = {};
+  const slow = new Map<string, number>();
+  const count = (value: string | undefined, what: string) => {
+    const number = Number(value);
+    if (value === undefined || value.trim() === '' || !Number.isInteger(number) || number < 1) {
+      throw new UsageError(`--faults: ${what} needs a whole number ≥ 1, not '${value ?? ''}'`);
+    }
+    return number;
+  };
+  for (const item of list(text, 'faults') ?? []) {
+    const [name, ...args] = item.split(':');
+    if (name === 'duplicate' && args.length === 0) faults.duplicate = true;
+    else if (name === 'reorder' && args.length === 1) faults.reorderMs = count(args[0], 'reorder:MS');
+    else if (name === 'drop-data' && args.length === 1) faults.dropDataResponseEvery = count(args[0], 'drop-data:N');
+    else if (name === 'slow' && args.length === 2 && args[0] !== '') slow.set(args[0] ?? '', count(args[1], 'slow:CLIENT:MS'));
+    else throw new UsageError(`--faults: unknown fault '${item}' (duplicate, reorder:MS, drop-data:N, slow:CLIENT:MS)`);
+  }
+  if (slow.size > 0) faults.slow = slow;
+  return faults;
+}
+
 export function parseOptions(argv: readonly string[]): SimulationOptions {
   let parsed;
   try {
@@ -97,6 +132,8 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
         output: { type: 'string' },
         'query-interval': { type: 'string' },
         timeout: { type: 'string' },
+        'request-timeout': { type: 'string' },
+        faults: { type: 'string' },
         smpc: { type: 'boolean', default: false },
         dp: { type: 'boolean', default: false },
         'dp-noise': { type: 'string' },
@@ -107,6 +144,7 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
         seed: { type: 'string' },
         json: { type: 'boolean', default: false },
         trace: { type: 'string' },
+        inspect: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -129,6 +167,9 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
       ['--output', values.output !== undefined],
     ] as const) {
       if (given) throw new UsageError(`${flag} cannot be used with --urls: those clients have their own input and output`);
+    }
+    if (values.inspect) {
+      throw new UsageError('--inspect cannot be used with --urls: start those clients with `npm start -- --inspect` instead');
     }
     for (const url of urls) {
       if (!/^https?:\/\/[^/\s]+/.test(url)) throw new UsageError(`--urls: '${url}' is not an http(s) URL`);
@@ -177,11 +218,14 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
     output: values.output ?? null,
     queryIntervalMs: positiveNumber(values['query-interval'], 'query-interval', 0.02) * 1000,
     timeoutMs: positiveNumber(values.timeout, 'timeout', 60) * 1000,
+    requestTimeoutMs: positiveNumber(values['request-timeout'], 'request-timeout', 30) * 1000,
+    faults: parseFaults(values.faults),
     smpc: values.smpc,
     dp,
     seed: values.seed ?? null,
     json: values.json,
     trace: values.trace ?? null,
+    inspect: values.inspect,
     help: values.help,
   };
 }

@@ -5,12 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { RESULT_FILES } from '../runtime/results.ts';
 import { runFederation, type ControlledClient, type RelayRecord, type RunReport } from './controller.ts';
-import { prepareSites, startSites, type RunningSite, type Site } from './federation.ts';
-import type { SimulationOptions } from './options.ts';
+import { prepareSites, startSites, type RunningSite, type Site, type SiteWatch } from './federation.ts';
+import { UsageError, type SimulationOptions } from './options.ts';
 import { createRandom } from './random.ts';
-import { writeTrace } from './trace.ts';
+import { traceFiles, writeTrace } from './trace.ts';
+import { parseWatchOptions, startInspectorRelay, WatchUsageError, type InspectorRelay } from '../visual/inspect.ts';
 import { createView } from './view.ts';
 
 export interface SimulationSummary {
@@ -63,14 +65,48 @@ async function readResult(outputDir: string | null): Promise<{ result: unknown; 
 
 export interface SimulationIo {
   readonly out: { write(text: string): unknown; isTTY?: boolean };
+  /** With --inspect on a terminal, the run waits for Enter here, so the inspector page can be opened first. */
+  readonly in?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+/** Starts the inspector relay for --inspect and says where to look. */
+async function startInspector(io: SimulationIo): Promise<InspectorRelay> {
+  let relay: InspectorRelay;
+  try {
+    relay = await startInspectorRelay(parseWatchOptions([], process.env).inspectPort);
+  } catch (error) {
+    // A taken port or a missing dev dependency is the user's to fix, like any usage mistake.
+    if (error instanceof WatchUsageError) throw new UsageError(error.message);
+    throw error;
+  }
+  io.out.write(`Stately inspector: open ${relay.page} (it loads stately.ai/inspect: the browser needs to reach it)\n`);
+  if (io.in?.isTTY === true) {
+    const prompt = createInterface({ input: io.in, output: process.stdout });
+    await new Promise<void>((resolve) => prompt.question('Press Enter to start the run once the page is open. ', () => resolve()));
+    prompt.close();
+  }
+  return relay;
 }
 
 /** Runs a simulation; used by the command line and by the tests. */
 export async function simulate(options: SimulationOptions, io: SimulationIo): Promise<SimulationSummary> {
+  const relay = options.inspect ? await startInspector(io) : null;
+  try {
+    const watch: SiteWatch = {
+      inspectUrl: relay?.socket ?? null,
+      traceFile: (site) => (options.trace === null ? null : traceFiles(options.trace).xstate(site.label)),
+    };
+    return await simulateWatched(options, io, watch);
+  } finally {
+    relay?.close();
+  }
+}
+
+async function simulateWatched(options: SimulationOptions, io: SimulationIo, watch: SiteWatch): Promise<SimulationSummary> {
   let sites: Site[] = [];
   let root: string | null = null;
   if (options.urls === null) ({ root, sites } = await prepareSites(options));
-  const running: RunningSite[] = await startSites(options, sites);
+  const running: RunningSite[] = await startSites(options, sites, watch);
   try {
     const ids = clientIds(running.length, options.seed);
     const clients: ControlledClient[] = running.map((site, index) => ({
@@ -86,6 +122,8 @@ export async function simulate(options: SimulationOptions, io: SimulationIo): Pr
       report = await runFederation(clients, {
         queryIntervalMs: options.queryIntervalMs,
         timeoutMs: options.timeoutMs,
+        requestTimeoutMs: options.requestTimeoutMs,
+        faults: options.faults,
         seed: options.seed,
         onStatus: (client, status) => view?.update(client, status),
         onRelay: (record) => records.push(record),
@@ -150,7 +188,11 @@ export function formatSummary(summary: SimulationSummary, options: SimulationOpt
   ];
   if (summary.report !== null) lines.push('', summary.report.trimEnd());
   else if (summary.result !== null) lines.push('', 'Result:', JSON.stringify(summary.result, null, 2));
-  if (summary.trace !== null) lines.push('', `Trace: ${options.trace} and ${summary.trace}`);
+  if (summary.trace !== null && options.trace !== null) {
+    const files = traceFiles(options.trace);
+    const xstate = options.mode === 'remote' ? '' : `, ${files.xstate('<client>')}`;
+    lines.push('', `Trace: ${files.relays}, ${files.mermaid}, ${files.svg}${xstate}`);
+  }
   if (summary.outputDir !== null) lines.push('', `Inputs, outputs and logs: ${summary.outputDir}`);
   return `${lines.join('\n')}\n`;
 }
