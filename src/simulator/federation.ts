@@ -14,6 +14,7 @@ import { APP_NAME, loadConfig } from '../data/config.ts';
 import type { DpOptions } from '../protocol/types.ts';
 import { createLogger } from '../log.ts';
 import { startClient } from '../server.ts';
+import { combine, inspectorClient, traceToFile } from '../visual/inspect.ts';
 import { UsageError, type SimulationOptions } from './options.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -46,10 +47,11 @@ async function exists(path: string): Promise<boolean> {
 
 async function sampleSites(): Promise<string[]> {
   const entries = await readdir(SAMPLE_DIR, { withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => join(SAMPLE_DIR, entry.name))
-    .sort();
+  const folders = entries.filter((entry) => entry.isDirectory()).map((entry) => join(SAMPLE_DIR, entry.name));
+  // A site is a folder with its config.yml; sample/configs/ holds generic folders, not a site.
+  const sites: string[] = [];
+  for (const folder of folders) if (await exists(join(folder, 'config.yml'))) sites.push(folder);
+  return sites.sort();
 }
 
 /**
@@ -142,9 +144,24 @@ export async function prepareSites(options: SimulationOptions): Promise<{ root: 
   return { root, sites };
 }
 
-async function startInProcess(site: Site): Promise<RunningSite> {
+/** Who watches the clients' machines: an inspector relay, a trace file per client. */
+export interface SiteWatch {
+  /** The Stately inspector relay (`ws://...`) every client reports to, or null. */
+  readonly inspectUrl: string | null;
+  /** Where a client writes its XState inspection events, or null. */
+  traceFile(site: Site): string | null;
+}
+
+export const UNWATCHED: SiteWatch = { inspectUrl: null, traceFile: () => null };
+
+async function startInProcess(site: Site, watch: SiteWatch): Promise<RunningSite> {
   const log = createWriteStream(site.logFile, { flags: 'a' });
   const logger = createLogger('info', (line) => log.write(`${line}\n`), { site: site.label });
+  const trace = watch.traceFile(site);
+  const watching = combine([
+    ...(watch.inspectUrl === null ? [] : [await inspectorClient(watch.inspectUrl)]),
+    ...(trace === null ? [] : [traceToFile(trace)]),
+  ]);
   const running = await startClient({
     host: '127.0.0.1',
     port: 0,
@@ -152,6 +169,8 @@ async function startInProcess(site: Site): Promise<RunningSite> {
     outputDir: site.outputDir,
     bodyLimit: 1024 ** 3,
     logger,
+    name: site.label,
+    ...(watching === null ? {} : { inspect: watching.inspect }),
   });
   return {
     label: site.label,
@@ -160,6 +179,7 @@ async function startInProcess(site: Site): Promise<RunningSite> {
     logFile: site.logFile,
     stop: async () => {
       await running.close();
+      await watching?.close();
       await new Promise<void>((done) => log.end(done));
     },
   };
@@ -168,17 +188,23 @@ async function startInProcess(site: Site): Promise<RunningSite> {
 const CHILD_START_TIMEOUT_MS = 30_000;
 
 /** Starts `src/main.ts` in a child process on a free loopback port and waits until it listens. */
-async function startChild(site: Site): Promise<RunningSite> {
+async function startChild(site: Site, watch: SiteWatch): Promise<RunningSite> {
   const log = createWriteStream(site.logFile, { flags: 'a' });
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'main.ts')], {
+  const trace = watch.traceFile(site);
+  const args = ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'main.ts'), ...(trace === null ? [] : ['--trace', trace])];
+  const child: ChildProcess = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
       HOST: '127.0.0.1',
       PORT: '0',
+      // Inherited platform ports would make every child claim the same one.
+      API_PORT: '',
+      WEB_PORT: '',
       INPUT_DIR: site.inputDir,
       OUTPUT_DIR: site.outputDir,
       LOG_LEVEL: 'info',
+      ...(watch.inspectUrl === null ? {} : { INSPECT_URL: watch.inspectUrl }),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -249,7 +275,11 @@ async function locateApi(url: string): Promise<string> {
   throw new UsageError(`${url} does not answer as a FeatureCloud client (${lastError})`);
 }
 
-export async function startSites(options: SimulationOptions, sites: readonly Site[]): Promise<RunningSite[]> {
+export async function startSites(
+  options: SimulationOptions,
+  sites: readonly Site[],
+  watch: SiteWatch = UNWATCHED,
+): Promise<RunningSite[]> {
   if (options.urls !== null) {
     return Promise.all(
       options.urls.map(async (url) => ({
@@ -262,7 +292,7 @@ export async function startSites(options: SimulationOptions, sites: readonly Sit
     );
   }
   const start = options.mode === 'in-process' ? startInProcess : startChild;
-  const started = await Promise.allSettled(sites.map(start));
+  const started = await Promise.allSettled(sites.map((site) => start(site, watch)));
   const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
   if (failed !== undefined) {
