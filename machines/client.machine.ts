@@ -170,8 +170,10 @@ function globalMessage(context: ClientContext): { payload: Uint8Array; final: bo
     const messages = messagesFor(context, memo);
     const coordinator = coordinatorKey(setupInfo);
     if (coordinator !== null) return messageFrom(messages, coordinator) ?? null;
-    // Without a known coordinator id, the only legitimate global sender is whoever broadcast it.
-    return Object.values(messages)[0] ?? null;
+    // Without a known coordinator id, the only legitimate global sender is whoever broadcast it,
+    // and that is never this client: a message under its own id is a relay's mistake.
+    const own = senderKey(setupInfo.id);
+    return Object.entries(messages).find(([sender]) => sender !== own)?.[1] ?? null;
   };
   const final = fromCoordinator(memoOf.final(context.round));
   if (final !== null) return { payload: final, final: true };

@@ -12,11 +12,19 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A lone UTF-16 surrogate: JSON can carry it (`"\ud800"`), a query string cannot. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 function clientId(value: unknown, field: string): ClientId {
   if (typeof value === 'string') {
     if (value.length === 0) throw badRequest(`${field} must not be empty`, field);
     if (value.length > MAX_ID_LENGTH) {
       throw badRequest(`${field} is longer than ${MAX_ID_LENGTH} characters`, field);
+    }
+    // Such an id cannot be percent-encoded, so `?client=` could never name it: the client's
+    // data would be refused for the whole run.
+    if (LONE_SURROGATE.test(value)) {
+      throw badRequest(`${field} is not valid Unicode (it has a lone surrogate)`, field);
     }
     return value;
   }
@@ -62,12 +70,21 @@ export function parseSetup(body: unknown): SetupInfo {
   if (!clients.some((client) => same(client, id))) {
     throw badRequest(`id ${JSON.stringify(id)} is not in clients`, 'id');
   }
+  // A participant alone would wait for a coordinator that does not exist.
+  if (!coordinator && clients.length < 2) {
+    throw badRequest('clients must name a coordinator besides this participant', 'clients');
+  }
 
   let coordinatorId: ClientId | null = coordinator ? id : null;
-  const declared = body.coordinatorID ?? body.coordinatorId;
-  if (declared !== undefined && declared !== null) {
-    const field = body.coordinatorID !== undefined ? 'coordinatorID' : 'coordinatorId';
-    const value = clientId(declared, field);
+  const spellings = (['coordinatorID', 'coordinatorId'] as const).filter(
+    (name) => body[name] !== undefined && body[name] !== null,
+  );
+  const [field, other] = spellings;
+  if (field !== undefined) {
+    const value = clientId(body[field], field);
+    if (other !== undefined && !same(value, clientId(body[other], other))) {
+      throw badRequest(`${field} and ${other} disagree`, other);
+    }
     if (!clients.some((client) => same(client, value))) {
       throw badRequest(`${field} ${JSON.stringify(value)} is not in clients`, field);
     }
