@@ -418,7 +418,7 @@ function configureError(name: string, parameters: unknown, configFile?: string):
 
 test('an unknown computation names config.yml, the field and the known names', () => {
   const error = configureError('statistic', { columns: ['x'] });
-  assert.is(error.message, "config.yml: fc-xstate-client.computation 'statistic' is not known (known: statistics)");
+  assert.is(error.message, "config.yml: fc-xstate-client.computation 'statistic' is not known (known: statistics, linear-regression, logistic-regression)");
   assert.is(error.file, 'config.yml');
   assert.is(error.field, 'fc-xstate-client.computation');
 });

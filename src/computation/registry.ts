@@ -6,6 +6,8 @@ import { basename } from 'node:path';
 import { APP_NAME, CONFIG_FILE, parseConfigPart } from '../data/config.ts';
 import { InputError } from '../data/errors.ts';
 import type { Table } from '../data/table.ts';
+import { linearRegression } from './linear-regression.ts';
+import { logisticRegression } from './logistic-regression.ts';
 import { statistics } from './statistics.ts';
 import type { Computation, ConfiguredComputation, Json, NumericTree, PreparedSite } from './types.ts';
 
@@ -14,7 +16,11 @@ interface RegisteredComputation {
   configure(parameters: unknown, configFile: string): ConfiguredComputation;
 }
 
-const COMPUTATIONS: readonly RegisteredComputation[] = [register(statistics)];
+const COMPUTATIONS: readonly RegisteredComputation[] = [
+  register(statistics),
+  register(linearRegression),
+  register(logisticRegression),
+];
 
 /** The names config.yml may give as `computation`. */
 export const COMPUTATION_NAMES: readonly string[] = COMPUTATIONS.map((computation) => computation.name);
@@ -53,7 +59,8 @@ function register<Params, Data, Contribution extends NumericTree, Global extends
  * hands back was made by this same computation: a PreparedSite by `prepare` (checked by its
  * tag), a contribution by `localStep` at some site (relayed as JSON, summed by SMPC or noised by
  * DP, all of which keep its shape), a global result by our own coordinator's `aggregate`, and a
- * result by `result`. The computation still checks the numbers it reads.
+ * result by `result`. The computation still checks the numbers it reads. Gather messages are
+ * handed on as plain JSON: the computation must check their shape itself.
  */
 function bind<Params, Data, Contribution extends NumericTree, Global extends Json, Result extends Json>(
   computation: Computation<Params, Data, Contribution, Global, Result>,
@@ -67,14 +74,29 @@ function bind<Params, Data, Contribution extends NumericTree, Global extends Jso
     return site.data as Data;
   };
 
+  const gather = computation.gather;
+  const gatherRounds = () => {
+    if (gather === undefined) throw new Error(`${computation.name}: has no gather rounds`);
+    return gather;
+  };
+  const isGatherRound = (previous: Json | null, round: number) =>
+    gather !== undefined && gather.isGatherRound(previous as Global | null, context(round, false));
+
   return {
     name: computation.name,
     expectedRounds: computation.expectedRounds(params),
     prepare: (table: Table) => ({ computation: computation.name, data: computation.prepare(table, params) }),
-    localStep: (site, previous, round, secure) =>
-      computation.localStep(dataOf(site), previous as Global | null, context(round, secure)),
+    additive: (previous, round) => !isGatherRound(previous, round),
+    localStep: (site, previous, round, secure) => {
+      if (isGatherRound(previous, round)) throw new Error(`${computation.name}: round ${round} is a gather round, not a sum`);
+      return computation.localStep(dataOf(site), previous as Global | null, context(round, secure));
+    },
     aggregate: (contributions, previous, round, secure) =>
       computation.aggregate(contributions as readonly Contribution[], previous as Global | null, context(round, secure)),
+    gatherStep: (site, previous, round) =>
+      gatherRounds().localStep(dataOf(site), previous as Global | null, context(round, false)),
+    aggregateGathered: (messages, previous, round) =>
+      gatherRounds().aggregate(messages, previous as Global | null, context(round, false)),
     result: (final) => computation.result(final as Global, params),
     report: (result) => computation.report(result as Result, params),
     csv: (result) => (computation.csv ? computation.csv(result as Result, params) : null),

@@ -5,6 +5,11 @@
  *
  * One round: every site runs `localStep`; the coordinator runs `aggregate` over all contributions
  * and decides whether another round is needed; the global result goes back to every site.
+ *
+ * Most rounds are additive: contributions are numeric trees that the controllers may sum (SMPC)
+ * or noise (DP). A computation that needs something else first, such as the union of every
+ * site's category labels, declares `gather` rounds: their messages are any JSON, travel without
+ * SMPC or DP, and reach the coordinator one per site.
  */
 import type { z } from 'zod';
 import type { Table } from '../data/table.ts';
@@ -61,6 +66,22 @@ export interface Computation<Params, Data, Contribution extends NumericTree, Glo
   report(result: Result, params: Params): string;
   /** Optionally a CSV table of the result. */
   csv?(result: Result, params: Params): string;
+  /** Optional rounds whose contributions are not sums; without it every round is additive. */
+  readonly gather?: GatherRounds<Params, Data, Global>;
+}
+
+/**
+ * Rounds that collect something other than a sum (a union, a list), so they cannot go through
+ * SMPC or DP: each site's message is sent as it is, in the clear, and the coordinator sees one
+ * per site. Use them only for what may be revealed to the coordinator (e.g. category labels).
+ */
+export interface GatherRounds<Params, Data, Global extends Json> {
+  /** Whether the round that follows `previous` (null: the first round) is a gather round. */
+  isGatherRound(previous: Global | null, context: RoundContext<Params>): boolean;
+  /** This site's message for a gather round (its context is never secure). */
+  localStep(data: Data, previous: Global | null, context: RoundContext<Params>): Json;
+  /** Combines one message per site, the coordinator's first; like `aggregate`, it may end the run. */
+  aggregate(messages: readonly Json[], previous: Global | null, context: RoundContext<Params>): AggregateResult<Global>;
 }
 
 /** A computation bound to validated parameters, with its types erased for the runtime. */
@@ -68,6 +89,12 @@ export interface ConfiguredComputation {
   readonly name: string;
   readonly expectedRounds: number;
   prepare(table: Table): PreparedSite;
+  /**
+   * Whether the round that follows `previous` sums its contributions. When it does not, the
+   * runtime sends `gatherStep`'s message without SMPC or DP and hands the coordinator's
+   * `aggregateGathered` the messages decoded as plain JSON.
+   */
+  additive(previous: Json | null, round: number): boolean;
   localStep(site: PreparedSite, previous: Json | null, round: number, secure: boolean): NumericTree;
   aggregate(
     contributions: readonly NumericTree[],
@@ -75,6 +102,8 @@ export interface ConfiguredComputation {
     round: number,
     secure: boolean,
   ): AggregateResult<Json>;
+  gatherStep(site: PreparedSite, previous: Json | null, round: number): Json;
+  aggregateGathered(messages: readonly Json[], previous: Json | null, round: number): AggregateResult<Json>;
   result(final: Json): Json;
   report(result: Json): string;
   csv(result: Json): string | null;

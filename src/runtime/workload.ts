@@ -1,7 +1,8 @@
 /**
  * The side effects of a client, as the machine's actors: reading the site's config and data,
  * running the configured computation, and writing results. Messages are JSON on the wire, the
- * form SMPC and DP require.
+ * form SMPC and DP require. A round the computation declares non-additive (a gather round) is
+ * sent without SMPC or DP, and its messages are decoded as plain JSON, not as numeric trees.
  */
 import { fromPromise } from 'xstate';
 import { join } from 'node:path';
@@ -54,6 +55,14 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
     computeLocal: fromPromise(async ({ input }) => {
       const { config, computation, site } = await load();
       const previous = input.global === null ? null : decodeJson(input.global, 'the global result');
+      if (!computation.additive(previous, input.round)) {
+        // Not a sum (e.g. category labels): the controllers could neither add nor noise it.
+        return {
+          payload: encodeJson(computation.gatherStep(site, previous, input.round)),
+          privacy: { smpc: null, dp: null },
+          expectedRounds: computation.expectedRounds,
+        };
+      }
       const secure = config.smpc !== null;
       const contribution = computation.localStep(site, previous, input.round, secure);
       return {
@@ -65,11 +74,20 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
 
     aggregate: fromPromise(async ({ input }) => {
       const { computation } = await load();
-      const contributions = input.contributions.map((bytes, index) =>
-        parseNumericJson(bytes, `contribution ${index + 1} of round ${input.round}`),
-      );
       const previous = input.previous === null ? null : decodeJson(input.previous, 'the previous global result');
-      const { global, final } = computation.aggregate(contributions, previous, input.round, input.secure);
+      const what = (index: number) => `contribution ${index + 1} of round ${input.round}`;
+      const { global, final } = computation.additive(previous, input.round)
+        ? computation.aggregate(
+            input.contributions.map((bytes, index) => parseNumericJson(bytes, what(index))),
+            previous,
+            input.round,
+            input.secure,
+          )
+        : computation.aggregateGathered(
+            input.contributions.map((bytes, index) => decodeJson(bytes, what(index))),
+            previous,
+            input.round,
+          );
       return { payload: encodeJson(global), final };
     }),
 
