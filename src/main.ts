@@ -16,11 +16,7 @@ async function main(): Promise<void> {
   if (watching.page !== null) {
     logger.info('inspector', { open: watching.page, needs: 'the browser to reach stately.ai/inspect' });
   }
-  const running = await startClient({
-    ...settings,
-    logger,
-    ...(watching.inspect === undefined ? {} : { inspect: watching.inspect }),
-  });
+  const running = await startClient({ ...settings, logger, ...watching.client });
   logger.info('listening', {
     url: running.url,
     ...(running.apiUrl === null ? {} : { api: running.apiUrl }),

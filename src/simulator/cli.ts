@@ -12,7 +12,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const summary = await simulate(options, { out: process.stdout });
+  const summary = await simulate(options, { out: process.stdout, in: process.stdin });
   if (options.json) {
     const { report: _report, ...json } = summary;
     process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);

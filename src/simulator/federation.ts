@@ -159,7 +159,7 @@ async function startInProcess(site: Site, watch: SiteWatch): Promise<RunningSite
   const logger = createLogger('info', (line) => log.write(`${line}\n`), { site: site.label });
   const trace = watch.traceFile(site);
   const watching = combine([
-    ...(watch.inspectUrl === null ? [] : [await inspectorClient(watch.inspectUrl)]),
+    ...(watch.inspectUrl === null ? [] : [await inspectorClient(watch.inspectUrl, site.label)]),
     ...(trace === null ? [] : [traceToFile(trace)]),
   ]);
   const running = await startClient({
@@ -204,6 +204,7 @@ async function startChild(site: Site, watch: SiteWatch): Promise<RunningSite> {
       INPUT_DIR: site.inputDir,
       OUTPUT_DIR: site.outputDir,
       LOG_LEVEL: 'info',
+      INSPECT_NAME: site.label,
       ...(watch.inspectUrl === null ? {} : { INSPECT_URL: watch.inspectUrl }),
     },
     stdio: ['ignore', 'pipe', 'pipe'],

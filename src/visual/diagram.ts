@@ -230,6 +230,7 @@ export function machineGraph(machine: AnyStateMachine): MachineGraph {
     groups.set(source, own);
     for (const child of Object.values(node.states)) walkTransitions(child);
   };
+  // The root's own transitions (none in the client machine) would have no box to start from.
   for (const child of Object.values(root.states)) walkTransitions(child);
 
   const reach = (role: Role) => {
@@ -246,6 +247,7 @@ export function machineGraph(machine: AnyStateMachine): MachineGraph {
         }
       }
       const node = nodes.get(path);
+      if (node?.type === 'parallel') for (const region of Object.values(node.states)) enter(pathOf(region));
       const initial = node?.type === 'compound' ? node.initial.target[0] : undefined;
       if (initial !== undefined) enter(pathOf(initial));
     };
@@ -333,8 +335,6 @@ function internalSummary(state: DiagramState): string | null {
   return state.internal.map(({ event, actions }) => `${event} / ${actions.join(', ')}`).join(', ');
 }
 
-const GENERATED = 'Generated from machines/client.machine.ts by `npm run diagrams`; do not edit.';
-
 // ---------------------------------------------------------------------------------------------
 // Mermaid
 // ---------------------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ function mermaidText(text: string): string {
 }
 
 export function toMermaid(graph: MachineGraph): string {
-  const lines = [`%% ${GENERATED}`, 'stateDiagram-v2', '  direction TB'];
+  const lines = ['stateDiagram-v2', '  direction TB'];
   const byParent = new Map<string | null, DiagramState[]>();
   for (const state of graph.states) {
     const siblings = byParent.get(state.parent) ?? [];
@@ -474,7 +474,8 @@ function stateLabel(state: DiagramState, palette: (typeof COLOURS)[keyof typeof 
 /** The key to the colours, as the graph's label under the drawing. */
 function legend(): string {
   const cell = (colours: (typeof COLOURS)[keyof typeof COLOURS], text: string) =>
-    `<td bgcolor="${colours.fill}" color="${colours.line}" border="1" style="rounded"><font color="${colours.text}" point-size="9"> ${html(text)} </font></td>`;
+    `<td bgcolor="${colours.fill}" color="${colours.line}" border="1" style="rounded">` +
+    `<font color="${colours.text}" point-size="9"> ${html(text)} </font></td>`;
   return [
     '<<table border="0" cellspacing="6" cellpadding="3"><tr>',
     cell(COLOURS.coordinator, 'coordinator only'),
@@ -486,12 +487,26 @@ function legend(): string {
   ].join('');
 }
 
+const NODE = { shape: 'box', style: 'rounded,filled', fontname: 'Helvetica', fontsize: 11, margin: '0.14,0.07', penwidth: 1.2 };
+const EDGE = { fontname: 'Helvetica', fontsize: 9, arrowsize: 0.7, penwidth: 1.1 };
+const CLUSTER = { style: 'rounded,filled', fillcolor: '#f8fafc', penwidth: 1.2, margin: 12, labelloc: 't' };
+/** The black dot a state chart starts from. */
+const INITIAL = {
+  shape: 'circle',
+  label: '',
+  width: 0.16,
+  height: 0.16,
+  style: 'filled',
+  fillcolor: '#0f172a',
+  color: '#0f172a',
+  class: 'initial',
+};
+
 /** A node to aim edges at for a compound state: its initial pseudo-state. */
 const initialNode = (path: string): string => `${path}#initial`;
 
 export function toDot(graph: MachineGraph): string {
   const lines = [
-    `// ${GENERATED}`,
     `digraph ${quote(graph.id)} {`,
     `  graph [${attributes({
       id: 'machine',
@@ -506,8 +521,8 @@ export function toDot(graph: MachineGraph): string {
       bgcolor: 'transparent',
       labelloc: 'b',
     })}]`,
-    `  node [${attributes({ shape: 'box', style: 'rounded,filled', fontname: 'Helvetica', fontsize: 11, margin: '0.14,0.07', penwidth: 1.2 })}]`,
-    `  edge [${attributes({ fontname: 'Helvetica', fontsize: 9, arrowsize: 0.7, penwidth: 1.1 })}]`,
+    `  node [${attributes(NODE)}]`,
+    `  edge [${attributes(EDGE)}]`,
   ];
   const byPath = new Map(graph.states.map((state) => [state.path, state]));
   const endpoint = (path: string): string => {
@@ -516,7 +531,7 @@ export function toDot(graph: MachineGraph): string {
   };
   const pseudoStart = (name: string, indent: string) =>
     lines.push(
-      `${indent}${quote(name)} [${attributes({ shape: 'circle', label: '', width: 0.16, height: 0.16, style: 'filled', fillcolor: '#0f172a', color: '#0f172a', class: 'initial' })}]`,
+      `${indent}${quote(name)} [${attributes(INITIAL)}]`,
     );
 
   const emit = (parent: string | null, indent: string) => {
@@ -525,13 +540,13 @@ export function toDot(graph: MachineGraph): string {
       const tooltip = state.description ?? state.key;
       if (state.kind === 'compound' || state.kind === 'parallel') {
         lines.push(`${indent}subgraph ${quote(`cluster_${state.path}`)} {`);
-        lines.push(
-          `${indent}  graph [${attributes({ id: svgStateId(state.path), class: stateClasses(state), style: 'rounded,filled', fillcolor: '#f8fafc', color: palette.line, penwidth: 1.2, margin: 12, labelloc: 't', tooltip })}]`,
-        );
+        const cluster = { ...CLUSTER, id: svgStateId(state.path), class: stateClasses(state), color: palette.line, tooltip };
+        lines.push(`${indent}  graph [${attributes(cluster)}]`);
         lines.push(`${indent}  label = ${stateLabel(state, palette)}`);
         if (state.initial !== null) {
           pseudoStart(initialNode(state.path), `${indent}  `);
-          lines.push(`${indent}  ${quote(initialNode(state.path))} -> ${quote(endpoint(state.initial))} [${attributes({ color: '#0f172a' })}]`);
+          const arrow = `${quote(initialNode(state.path))} -> ${quote(endpoint(state.initial))}`;
+          lines.push(`${indent}  ${arrow} [${attributes({ color: INITIAL.color })}]`);
         }
         emit(state.path, `${indent}  `);
         lines.push(`${indent}}`);
@@ -551,7 +566,7 @@ export function toDot(graph: MachineGraph): string {
   };
   lines.push(`  label = ${legend()}`);
   pseudoStart('#initial', '  ');
-  lines.push(`  ${quote('#initial')} -> ${quote(endpoint(graph.initial))} [${attributes({ color: '#0f172a' })}]`);
+  lines.push(`  ${quote('#initial')} -> ${quote(endpoint(graph.initial))} [${attributes({ color: INITIAL.color })}]`);
   emit(null, '  ');
 
   for (const transition of graph.transitions) {

@@ -12,6 +12,7 @@
 import { createWriteStream } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { parseArgs } from 'node:util';
+import type { StatelyInspectionEvent } from '@statelyai/inspect';
 import type { InspectionEvent } from 'xstate';
 
 /** What `createActor(..., { inspect })` takes. */
@@ -226,13 +227,32 @@ export async function startInspectorRelay(port: number): Promise<InspectorRelay>
   return { page: `http://localhost:${port}`, socket: `ws://localhost:${port}`, close: () => server.stop() };
 }
 
+/**
+ * Actors of different processes all start at session `x:0`, and the inspector would take them
+ * for one: each client's ids are put in its own namespace, `<scope>/x:0`.
+ */
+function scoped(event: StatelyInspectionEvent, scope: string): StatelyInspectionEvent {
+  // The adapter serializes events it held back a second time: scope an id once only.
+  const id = <T extends string | undefined>(value: T): T =>
+    (value === undefined || value.startsWith(`${scope}/`) ? value : `${scope}/${value}`) as T;
+  switch (event.type) {
+    case '@xstate.actor':
+      return { ...event, sessionId: id(event.sessionId), rootId: id(event.rootId), parentId: id(event.parentId) };
+    case '@xstate.event':
+      return { ...event, sessionId: id(event.sessionId), rootId: id(event.rootId), sourceId: id(event.sourceId) };
+    case '@xstate.snapshot':
+      return { ...event, sessionId: id(event.sessionId), rootId: id(event.rootId) };
+  }
+}
+
 /** An inspector that sends to a relay at `socket` (`ws://host:port`), with payloads as sizes. */
-export async function inspectorClient(socket: string): Promise<InspectionSink> {
+export async function inspectorClient(socket: string, scope: string): Promise<InspectionSink> {
   const { createWebSocketInspector } = await importOrExplain(() => import('@statelyai/inspect'));
   const inspector = createWebSocketInspector({
     url: socket,
     sanitizeContext: (context) => plain(context) as typeof context,
     sanitizeEvent: (event) => plain(event) as typeof event,
+    serialize: (event) => scoped(event, scope),
   });
   return {
     inspect: (event) => inspector.inspect.next?.(event),
@@ -256,9 +276,11 @@ export interface WatchOptions {
   readonly inspectPort: number;
   /** Write the inspection events here (`--trace FILE`). */
   readonly trace: string | null;
+  /** The client's name in the inspector and the trace (`INSPECT_NAME`; the simulator sets it). */
+  readonly name: string | null;
 }
 
-/** `--inspect` and `--trace FILE` from the command line; `INSPECT_URL` and `INSPECT_PORT` from the environment. */
+/** `--inspect` and `--trace FILE` from the command line; `INSPECT_URL`, `INSPECT_PORT` and `INSPECT_NAME` from the environment. */
 export function parseWatchOptions(argv: readonly string[], env: NodeJS.ProcessEnv): WatchOptions {
   let values;
   try {
@@ -286,12 +308,13 @@ export function parseWatchOptions(argv: readonly string[], env: NodeJS.ProcessEn
     inspectUrl: url === undefined || url === '' ? null : url,
     inspectPort: port,
     trace: values.trace ?? null,
+    name: env['INSPECT_NAME'] === undefined || env['INSPECT_NAME'] === '' ? null : env['INSPECT_NAME'],
   };
 }
 
 export interface Watching {
-  /** For `createClient`; absent when nothing watches. */
-  readonly inspect?: Inspect;
+  /** What `startClient` takes to be watched: the inspection sink and the actor's name. */
+  readonly client: { readonly inspect?: Inspect; readonly name?: string };
   /** The inspector page to open, when this process started the relay. */
   readonly page: string | null;
   close(): Promise<void>;
@@ -299,17 +322,21 @@ export interface Watching {
 
 /** Starts what the options ask for: a relay, a connection to one, a trace file. */
 export async function startWatching(options: WatchOptions): Promise<Watching> {
+  const scope = options.name ?? `pid-${process.pid}`;
   const sinks: InspectionSink[] = [];
   let relay: InspectorRelay | null = null;
-  if (options.inspectUrl !== null) sinks.push(await inspectorClient(options.inspectUrl));
+  if (options.inspectUrl !== null) sinks.push(await inspectorClient(options.inspectUrl, scope));
   else if (options.inspect) {
     relay = await startInspectorRelay(options.inspectPort);
-    sinks.push(await inspectorClient(relay.socket));
+    sinks.push(await inspectorClient(relay.socket, scope));
   }
   if (options.trace !== null) sinks.push(traceToFile(options.trace));
   const sink = combine(sinks);
   return {
-    ...(sink === null ? {} : { inspect: sink.inspect }),
+    client: {
+      ...(sink === null ? {} : { inspect: sink.inspect }),
+      ...(options.name === null ? {} : { name: options.name }),
+    },
     page: relay?.page ?? null,
     close: async () => {
       await sink?.close();

@@ -39,9 +39,10 @@ const COLOURS = {
 } as const;
 
 const ARROW = { plain: '#334155', smpc: '#7c3aed', dp: '#d97706' } as const;
+const MARKER = { markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' } as const;
 
 /** A white outline behind a label, so lifelines it crosses do not cut through the text. */
-const HALO = ' stroke="#ffffff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"';
+const HALO = { stroke: '#ffffff', 'stroke-width': 4, 'stroke-linejoin': 'round', 'paint-order': 'stroke' } as const;
 
 const xml = (text: string): string =>
   text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -49,10 +50,25 @@ const xml = (text: string): string =>
 /** Coordinates with at most one decimal, written the same way on every run. */
 const n = (value: number): string => String(Math.round(value * 10) / 10);
 
-function arrowColour(arrow: Arrow): string {
-  if (arrow.smpc) return ARROW.smpc;
-  if (arrow.dp) return ARROW.dp;
-  return ARROW.plain;
+type Attributes = Readonly<Record<string, string | number>>;
+
+const attributeList = (attributes: Attributes): string =>
+  Object.entries(attributes)
+    .map(([key, value]) => ` ${key}="${typeof value === 'number' ? n(value) : xml(value)}"`)
+    .join('');
+
+/** An opening tag, for an element with children. */
+const open = (name: string, attributes: Attributes): string => `<${name}${attributeList(attributes)}>`;
+
+/** One SVG element; numbers are coordinates, text is escaped. */
+function element(name: string, attributes: Attributes, text?: string): string {
+  return text === undefined ? `<${name}${attributeList(attributes)}/>` : `${open(name, attributes)}${xml(text)}</${name}>`;
+}
+
+function arrowKind(arrow: Arrow): keyof typeof ARROW {
+  if (arrow.smpc) return 'smpc';
+  if (arrow.dp) return 'dp';
+  return 'plain';
 }
 
 export function sequenceSvg(lanes: readonly Lane[], arrows: readonly Arrow[]): string {
@@ -78,31 +94,53 @@ export function sequenceSvg(lanes: readonly Lane[], arrows: readonly Arrow[]): s
   const legendY = bodyBottom + HEADER + 14;
   const height = legendY + TOP;
 
+  const svg = { xmlns: 'http://www.w3.org/2000/svg', width, height, viewBox: `0 0 ${n(width)} ${n(height)}` };
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${n(width)}" height="${n(height)}" viewBox="0 0 ${n(width)} ${n(height)}" font-family="${FONT}" font-size="11">`,
+    open('svg', { ...svg, 'font-family': FONT, 'font-size': 11 }),
     '<defs>',
     ...Object.entries(ARROW).map(
       ([name, colour]) =>
-        `<marker id="head-${name}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="${colour}"/></marker>`,
+        open('marker', { id: `head-${name}`, viewBox: '0 0 10 10', refX: 9, refY: 5, ...MARKER }) +
+        `${element('path', { d: 'M0,0 L10,5 L0,10 z', fill: colour })}</marker>`,
     ),
     '</defs>',
-    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    element('rect', { width: '100%', height: '100%', fill: '#ffffff' }),
   ];
+  const arrowLine = (x1: number, x2: number, y: number, kind: keyof typeof ARROW, extra: Attributes = {}) =>
+    element('line', {
+      ...extra,
+      x1,
+      y1: y,
+      x2,
+      y2: y,
+      stroke: ARROW[kind],
+      'stroke-width': 1.4,
+      'marker-end': `url(#head-${kind})`,
+    });
 
   const laneBox = (lane: Lane, top: number) => {
     const centre = x.get(lane.key) ?? 0;
     const colours = COLOURS[lane.kind];
+    const text = { x: centre, 'text-anchor': 'middle', fill: colours.text };
     out.push(
-      `<rect x="${n(centre - boxWidth / 2)}" y="${n(top)}" width="${n(boxWidth)}" height="${HEADER - 8}" rx="7" fill="${colours.fill}" stroke="${colours.line}" stroke-width="1.2"/>`,
-      `<text x="${n(centre)}" y="${n(top + 16)}" text-anchor="middle" font-weight="bold" fill="${colours.text}">${xml(lane.title)}</text>`,
-      `<text x="${n(centre)}" y="${n(top + 30)}" text-anchor="middle" font-size="10" fill="${colours.text}">${lane.kind}</text>`,
+      element('rect', {
+        x: centre - boxWidth / 2,
+        y: top,
+        width: boxWidth,
+        height: HEADER - 8,
+        rx: 7,
+        fill: colours.fill,
+        stroke: colours.line,
+        'stroke-width': 1.2,
+      }),
+      element('text', { ...text, y: top + 16, 'font-weight': 'bold' }, lane.title),
+      element('text', { ...text, y: top + 30, 'font-size': 10 }, lane.kind),
     );
   };
   for (const lane of lanes) {
     const centre = x.get(lane.key) ?? 0;
-    out.push(
-      `<line x1="${n(centre)}" y1="${n(TOP + HEADER - 8)}" x2="${n(centre)}" y2="${n(bodyBottom)}" stroke="#94a3b8" stroke-dasharray="4 4"/>`,
-    );
+    const lifeline = { x1: centre, y1: TOP + HEADER - 8, x2: centre, y2: bodyBottom };
+    out.push(element('line', { ...lifeline, stroke: '#94a3b8', 'stroke-dasharray': '4 4' }));
     laneBox(lane, TOP);
     laneBox(lane, bodyBottom);
   }
@@ -111,31 +149,42 @@ export function sequenceSvg(lanes: readonly Lane[], arrows: readonly Arrow[]): s
     const y = bodyTop + index * ROW + ROW / 2;
     if (row.kind === 'round') {
       out.push(
-        `<line x1="8" y1="${n(y)}" x2="${n(width - 8)}" y2="${n(y)}" stroke="#cbd5e1"/>`,
-        `<rect x="${n(width / 2 - 38)}" y="${n(y - 9)}" width="76" height="18" rx="9" fill="#f1f5f9" stroke="#cbd5e1"/>`,
-        `<text x="${n(width / 2)}" y="${n(y + 4)}" text-anchor="middle" font-size="10" font-weight="bold" fill="#475569">round ${row.round}</text>`,
+        element('line', { x1: 8, y1: y, x2: width - 8, y2: y, stroke: '#cbd5e1' }),
+        element('rect', { x: width / 2 - 38, y: y - 9, width: 76, height: 18, rx: 9, fill: '#f1f5f9', stroke: '#cbd5e1' }),
+        element(
+          'text',
+          { x: width / 2, y: y + 4, 'text-anchor': 'middle', 'font-size': 10, 'font-weight': 'bold', fill: '#475569' },
+          `round ${row.round}`,
+        ),
       );
       return;
     }
     const { arrow } = row;
     const from = x.get(arrow.from) ?? 0;
     const to = x.get(arrow.to) ?? 0;
-    const colour = arrowColour(arrow);
-    const marker = arrow.smpc ? 'smpc' : arrow.dp ? 'dp' : 'plain';
+    const kind = arrowKind(arrow);
+    const label = { fill: ARROW[kind], ...HALO };
     if (arrow.time !== null) {
-      out.push(`<text x="10" y="${n(y + 4)}" font-size="10" fill="#64748b">+${arrow.time} ms</text>`);
+      out.push(element('text', { x: 10, y: y + 4, 'font-size': 10, fill: '#64748b' }, `+${arrow.time} ms`));
     }
     if (from === to) {
       out.push(
-        `<path class="message" d="M${n(from)},${n(y - 4)} h${SELF_LOOP} v12 h-${SELF_LOOP - 2}" fill="none" stroke="${colour}" stroke-width="1.4" marker-end="url(#head-${marker})"/>`,
-        `<text x="${n(from + SELF_LOOP + 6)}" y="${n(y + 4)}" fill="${colour}"${HALO}>${xml(arrow.label)}</text>`,
+        element('path', {
+          class: 'message',
+          d: `M${n(from)},${n(y - 4)} h${SELF_LOOP} v12 h-${SELF_LOOP - 2}`,
+          fill: 'none',
+          stroke: ARROW[kind],
+          'stroke-width': 1.4,
+          'marker-end': `url(#head-${kind})`,
+        }),
+        element('text', { x: from + SELF_LOOP + 6, y: y + 4, ...label }, arrow.label),
       );
       return;
     }
     const direction = to > from ? 1 : -1;
     out.push(
-      `<line class="message" x1="${n(from)}" y1="${n(y + 6)}" x2="${n(to - direction * 2)}" y2="${n(y + 6)}" stroke="${colour}" stroke-width="1.4" marker-end="url(#head-${marker})"/>`,
-      `<text x="${n((from + to) / 2)}" y="${n(y)}" text-anchor="middle" fill="${colour}"${HALO}>${xml(arrow.label)}</text>`,
+      arrowLine(from, to - direction * 2, y + 6, kind, { class: 'message' }),
+      element('text', { x: (from + to) / 2, y, 'text-anchor': 'middle', ...label }, arrow.label),
     );
   });
 
@@ -148,8 +197,8 @@ export function sequenceSvg(lanes: readonly Lane[], arrows: readonly Arrow[]): s
   let keyX = GUTTER;
   for (const [kind, text] of keys) {
     out.push(
-      `<line x1="${n(keyX)}" y1="${n(legendY)}" x2="${n(keyX + 26)}" y2="${n(legendY)}" stroke="${ARROW[kind]}" stroke-width="1.4" marker-end="url(#head-${kind})"/>`,
-      `<text x="${n(keyX + 32)}" y="${n(legendY + 4)}" font-size="10" fill="#475569">${text}</text>`,
+      arrowLine(keyX, keyX + 26, legendY, kind),
+      element('text', { x: keyX + 32, y: legendY + 4, 'font-size': 10, fill: '#475569' }, text),
     );
     keyX += 32 + text.length * 5.6 + 24;
   }
