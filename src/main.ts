@@ -4,6 +4,7 @@
  * the spec's layout (`/api`, `/web`), `api` and `web` the platform's ports when they are set.
  */
 import { createLogger } from './log.ts';
+import { checkInput } from './runtime/preflight.ts';
 import { startClient } from './server.ts';
 import { readSettings, SettingsError } from './settings.ts';
 import { parseWatchOptions, startWatching, WatchUsageError } from './visual/inspect.ts';
@@ -24,6 +25,10 @@ async function main(): Promise<void> {
     input: settings.inputDir,
     output: settings.outputDir,
   });
+  const input = await checkInput(settings.inputDir);
+  if (input.ok) logger.info('input ready', { input: input.message });
+  // Still serve: on the platform the status is how the site's user learns what went wrong.
+  else logger.error('input problem: the run will fail at its first step', { error: input.message });
 
   const stop = (signal: string) => {
     logger.info('stopping', { signal });
@@ -31,6 +36,27 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // A client the simulator started ends with it, however the simulator ended.
+  if (process.env.FC_EXIT_WITH_STDIN === '1') {
+    process.stdin.once('end', () => stop('stdin closed'));
+    process.stdin.resume();
+  }
+}
+
+/** A port taken or an address that does not exist is the user's to fix: one line, no stack. */
+function describeListenError(error: NodeJS.ErrnoException & { address?: string; port?: number }): string | null {
+  const where = `${error.address ?? process.env.HOST ?? '127.0.0.1'}${error.port === undefined ? '' : `:${error.port}`}`;
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is in use (choose another with PORT, API_PORT or WEB_PORT)`;
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return `cannot listen on ${where}: no such address on this machine (check HOST)`;
+    default:
+      return null;
+  }
 }
 
 main().catch((error: unknown) => {
@@ -38,7 +64,7 @@ main().catch((error: unknown) => {
     error instanceof SettingsError || error instanceof WatchUsageError
       ? error.message
       : error instanceof Error
-        ? error.stack
+        ? (describeListenError(error) ?? error.stack)
         : String(error);
   process.stderr.write(`featurecloud client: ${message}\n`);
   process.exit(1);

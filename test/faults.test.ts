@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createActor, fromPromise, SimulatedClock } from 'xstate';
+import { createActor, fromPromise, SimulatedClock, waitFor } from 'xstate';
 import {
   clientMachine,
   type AggregateInput,
@@ -195,6 +195,28 @@ test('a participant waiting for the coordinator gives up after its wait timeout 
   clock.increment(1_000);
   assert.is(actor.getSnapshot().value, 'error');
   assert.match(actor.getSnapshot().context.failure?.message ?? '', /coordinator's result/);
+});
+
+test('a coordinator waiting for confirmations gives up after its wait timeout, naming who did not confirm', async () => {
+  const clock = new SimulatedClock();
+  const actor = createActor(clientMachine.provide({ actors: oneRound, delays: { waitTimeout: 5_000 } }), { clock }).start();
+  actor.send({ type: 'fc.setup', setup: { id: 'a', coordinator: true, clients: ['a', 'b', 'c'], coordinatorId: 'a' } });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  for (const sender of ['b', 'c']) {
+    actor.send({ type: 'fc.data.received', sender, memo: 'r1.local', payload: new TextEncoder().encode('1') });
+  }
+  await waitFor(actor, (snapshot) => snapshot.matches('broadcast'));
+  const head = actor.getSnapshot().context.outbox[0];
+  assert.ok(head);
+  actor.send({ type: 'fc.data.fetched', itemId: head.id });
+  await waitFor(actor, (snapshot) => snapshot.matches({ finalizing: 'confirming' }));
+  actor.send({ type: 'fc.data.received', sender: 'b', memo: 'done', payload: new TextEncoder().encode('{"done":true}') });
+  clock.increment(4_999);
+  assert.equal(actor.getSnapshot().value, { finalizing: 'confirming' });
+  clock.increment(1);
+  assert.is(actor.getSnapshot().value, 'error');
+  assert.match(actor.getSnapshot().context.failure?.message ?? '', /confirmations from c$/);
+  actor.stop();
 });
 
 test.run();

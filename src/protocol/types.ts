@@ -64,6 +64,3 @@ export const STATUS_KEYS = [
 
 /** The platform truncates longer status messages; we never send them. */
 export const MAX_STATUS_MESSAGE = 40;
-
-/** Memos we send are drawn from this set, which survives the platform's URL encoding unchanged. */
-export const MEMO_PATTERN = /^[A-Za-z0-9_.~-]{1,64}$/;
