@@ -65,9 +65,8 @@ export interface ClientContext {
   readonly privacy: Privacy;
   /** The coordinator's own contribution, when it needs no trip through the controller. */
   readonly ownContribution: Uint8Array | null;
-  /** The latest global result (aggregate) and whether it is the last one. */
+  /** The latest global result (the aggregate of the last round). */
   readonly global: Uint8Array | null;
-  readonly final: boolean;
   readonly inbox: Inbox;
   /** Memos already used up; late retries under them are dropped instead of piling up. */
   readonly consumed: readonly string[];
@@ -249,7 +248,6 @@ const initialContext: ClientContext = {
   privacy: { smpc: null, dp: null },
   ownContribution: null,
   global: null,
-  final: false,
   inbox: {},
   consumed: [],
   outbox: [],
@@ -286,7 +284,8 @@ export const clientMachine = setup({
     },
     hasGlobalResult: ({ context }) => globalMessage(context)?.final === false,
     hasFinalResult: ({ context }) => globalMessage(context)?.final === true,
-    isFinal: ({ context }) => context.final,
+    // The computation says, with each aggregate, whether it was the last one.
+    isLastAggregate: (_, params: { readonly final: boolean }) => params.final,
     isOutboxEmpty: ({ context }) => context.outbox.length === 0,
     hasAllConfirmations: ({ context }) => {
       const { id, clients } = requireSetup(context);
@@ -340,14 +339,13 @@ export const clientMachine = setup({
     }),
     recordAggregate: assign(({ context }, output: AggregateOutput) => ({
       global: output.payload,
-      final: output.final,
       ownContribution: null,
       ...consume(context, memoOf.local(context.round)),
     })),
-    queueGlobal: assign(({ context }) => {
+    queueGlobal: assign(({ context }, params: { readonly final: boolean }) => {
       if (context.global === null) return {};
       return enqueue(context, {
-        memo: context.final ? memoOf.final(context.round) : memoOf.global(context.round),
+        memo: params.final ? memoOf.final(context.round) : memoOf.global(context.round),
         destination: null,
         smpc: null,
         dp: null,
@@ -358,7 +356,7 @@ export const clientMachine = setup({
       const message = globalMessage(context);
       if (message === null) return {};
       const memo = message.final ? memoOf.final(context.round) : memoOf.global(context.round);
-      return { global: message.payload, final: message.final, ...consume(context, memo) };
+      return { global: message.payload, ...consume(context, memo) };
     }),
     startNextRound: assign(({ context }) => ({ round: context.round + 1 })),
     queueConfirmation: assign(({ context }) =>
@@ -482,10 +480,17 @@ export const clientMachine = setup({
                 previous: context.global,
               };
             },
-            onDone: {
-              target: '#client.broadcast',
-              actions: { type: 'recordAggregate', params: ({ event }) => event.output },
-            },
+            onDone: [
+              {
+                guard: { type: 'isLastAggregate', params: ({ event }) => ({ final: event.output.final }) },
+                target: '#client.broadcast.last',
+                actions: { type: 'recordAggregate', params: ({ event }) => event.output },
+              },
+              {
+                target: '#client.broadcast.interim',
+                actions: { type: 'recordAggregate', params: ({ event }) => event.output },
+              },
+            ],
             onError: {
               target: '#client.error',
               actions: { type: 'recordFailure', params: ({ event }) => ({ error: event.error }) },
@@ -496,15 +501,25 @@ export const clientMachine = setup({
     },
     broadcast: {
       description:
-        'Coordinator: the global result is queued for every participant; the next round starts once the controller has fetched it.',
+        'Coordinator: the global result is queued for every participant; once the controller has fetched it, the next round starts, or after the last one the results are written.',
       tags: ['running'],
       meta: { message: 'broadcasting the result', phase: 0.8 },
-      entry: 'queueGlobal',
       on: relay,
-      always: [
-        { guard: and(['isOutboxEmpty', 'isFinal']), target: 'finalizing' },
-        { guard: 'isOutboxEmpty', target: 'local-compute', actions: 'startNextRound' },
-      ],
+      initial: 'interim',
+      states: {
+        interim: {
+          description: "This round's result, for the next round's local step (memo rN.global).",
+          meta: { message: 'broadcasting the result', phase: 0.8 },
+          entry: { type: 'queueGlobal', params: { final: false } },
+          always: { guard: 'isOutboxEmpty', target: '#client.local-compute', actions: 'startNextRound' },
+        },
+        last: {
+          description: 'The final result (memo rN.final).',
+          meta: { message: 'broadcasting the final result', phase: 0.8 },
+          entry: { type: 'queueGlobal', params: { final: true } },
+          always: { guard: 'isOutboxEmpty', target: '#client.finalizing' },
+        },
+      },
     },
     finalizing: {
       description:

@@ -800,7 +800,7 @@ test('collecting, with a contribution queued: every bad call gets its 4xx and ch
 
 test('broadcasting: every bad call gets its 4xx and changes nothing', async () => {
   siteOf(COORDINATOR).compute.open();
-  await inState(siteOf(COORDINATOR), 'broadcast');
+  await inState(siteOf(COORDINATOR), 'broadcast.last');
   assert.equal(await batter(siteOf(COORDINATOR), 'broadcasting'), []);
 });
 
@@ -1048,7 +1048,7 @@ test('memos named like Object.prototype members are kept as messages like any ot
   // The run is not disturbed: b's real contribution still completes the round.
   assert.is((await site.http.call(post('?client=b&memo=r1.local', '20'))).status, 200);
   site.compute.open();
-  await inState(site, 'broadcast');
+  await inState(site, 'broadcast.last');
   assert.equal(decode(site.client.snapshot().context.outbox[0]?.payload ?? new Uint8Array()), 30);
 });
 

@@ -248,7 +248,7 @@ test('broadcast queues the global result for everyone and waits until it is fetc
   const { site, calls } = await coordinatorBroadcasting({ rounds: 3 });
   assert.equal(headOf(site), { memo: 'r1.global', destination: null, smpc: null, dp: null, payload: '6' });
   await settle();
-  assert.is(valueOf(site), 'broadcast');
+  assert.equal(valueOf(site), { broadcast: 'interim' });
   assert.is(calls.computeLocal.length, 1);
 
   fetchHead(site);
@@ -300,7 +300,7 @@ test("coordinator's final broadcast leads to finalizing only once it is fetched"
   const { site, calls } = await coordinatorBroadcasting({ rounds: 1 });
   assert.is(headOf(site)?.memo, 'r1.final');
   await settle();
-  assert.is(valueOf(site), 'broadcast');
+  assert.equal(valueOf(site), { broadcast: 'last' });
   assert.is(calls.writeResults.length, 0);
 
   fetchHead(site);
@@ -489,7 +489,7 @@ test('fc.data.fetched with a stale itemId does nothing', async () => {
 
   site.send({ type: 'fc.data.fetched', itemId: first.id });
   site.send({ type: 'fc.data.fetched', itemId: first.id + 100 });
-  assert.is(valueOf(site), 'broadcast');
+  assert.equal(valueOf(site), { broadcast: 'last' });
   assert.is(site.getSnapshot().context.outbox, queued);
   assert.is(headOf(site)?.memo, 'r2.final');
 });

@@ -206,7 +206,7 @@ test('coordinator status in every state of a one-round run', async () => {
   assert.equal(statusOf(site), {
     available: true,
     finished: false,
-    message: 'broadcasting the result (round 1)',
+    message: 'broadcasting the final result (round 1)',
     progress: 0.8,
     state: 'running',
     destination: null,
