@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { access, cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import type { DpOptions } from '../protocol/types.ts';
 import { createLogger } from '../log.ts';
 import { startClient } from '../server.ts';
 import { combine, inspectorClient, traceToFile } from '../visual/inspect.ts';
-import { UsageError, type SimulationOptions } from './options.ts';
+import { plural, SimulationInterrupted, UsageError, type SimulationOptions } from './options.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SAMPLE_DIR = join(PROJECT_ROOT, 'sample');
@@ -54,13 +54,18 @@ async function sampleSites(): Promise<string[]> {
   return sites.sort();
 }
 
-/**
- * The bundled sample for N sites: its own split by island for 3, otherwise all rows dealt out
- * round-robin into N files (the sample's CSV has no quoted line breaks, so lines are rows).
- */
-async function writeSampleSplit(count: number, root: string): Promise<string[]> {
+interface Sample {
+  /** The sample's own site folders. */
+  readonly sites: readonly string[];
+  readonly config: string;
+  readonly dataName: string;
+  readonly header: string;
+  /** Every data row of every site (the sample's CSV has no quoted line breaks, so lines are rows). */
+  readonly rows: readonly string[];
+}
+
+async function readSample(): Promise<Sample> {
   const sites = await sampleSites();
-  if (count === sites.length) return sites;
   const first = sites[0];
   if (first === undefined) throw new UsageError(`the bundled sample in ${SAMPLE_DIR} is missing`);
   const config = await readFile(join(first, 'config.yml'), 'utf8');
@@ -72,16 +77,48 @@ async function writeSampleSplit(count: number, root: string): Promise<string[]> 
     header = lines[0] ?? header;
     rows.push(...lines.slice(1));
   }
+  return { sites, config, dataName, header, rows };
+}
+
+/** The sample's own split for as many sites as it has; otherwise its rows dealt out to N sites. */
+function splitsSample(sample: Sample, count: number): boolean {
+  return count !== sample.sites.length;
+}
+
+/**
+ * The bundled sample for N sites: its own split by island for 3, otherwise all rows dealt out
+ * round-robin into N files.
+ */
+async function writeSampleSplit(sample: Sample, count: number, root: string): Promise<string[]> {
+  if (!splitsSample(sample, count)) return [...sample.sites];
   const dirs: string[] = [];
   for (let index = 0; index < count; index++) {
     const dir = join(root, 'sample-split', `site-${index + 1}`);
     await mkdir(dir, { recursive: true });
-    const mine = rows.filter((_, row) => row % count === index);
-    await writeFile(join(dir, dataName), `${header}\n${mine.join('\n')}\n`);
-    await writeFile(join(dir, 'config.yml'), config);
+    const mine = sample.rows.filter((_, row) => row % count === index);
+    await writeFile(join(dir, sample.dataName), `${sample.header}\n${mine.join('\n')}\n`);
+    await writeFile(join(dir, 'config.yml'), sample.config);
     dirs.push(dir);
   }
   return dirs;
+}
+
+/**
+ * The sites' labels, known before anything is written: the folders' names, the sample's sites
+ * (`site-1`... when it is split), or the URLs. Checks that a split sample gives every site a row.
+ */
+export async function plannedLabels(options: SimulationOptions): Promise<string[]> {
+  if (options.urls !== null) return [...options.urls];
+  if (options.clientDirs !== null) return uniqueLabels(options.clientDirs);
+  const sample = await readSample();
+  if (!splitsSample(sample, options.clients)) return uniqueLabels(sample.sites);
+  if (options.clients > sample.rows.length) {
+    throw new UsageError(
+      `--clients ${options.clients}: the bundled sample has ${plural(sample.rows.length, 'data row')} and every site ` +
+        `needs at least one, so at most --clients ${sample.rows.length}`,
+    );
+  }
+  return Array.from({ length: options.clients }, (_, index) => `site-${index + 1}`);
 }
 
 /** Writes the simulator's privacy options into a client's config.yml, keeping the rest. */
@@ -89,6 +126,8 @@ async function applyPrivacy(inputDir: string, smpc: boolean, dp: Partial<DpOptio
   if (!smpc && dp === null) return;
   const file = join(inputDir, 'config.yml');
   const document = parseDocument(await readFile(file, 'utf8'));
+  // A config.yml that is not YAML is left as it is: reading it names the problem.
+  if (document.errors.length > 0) return;
   if (smpc) document.setIn([APP_NAME, 'smpc'], true);
   if (dp !== null) document.setIn([APP_NAME, 'dp'], Object.keys(dp).length === 0 ? true : dp);
   await writeFile(file, document.toString());
@@ -104,19 +143,32 @@ function uniqueLabels(dirs: readonly string[]): string[] {
   });
 }
 
-/** Lays out every site's input, output and log under the run's output folder. */
+/**
+ * Lays out every site's input, output and log under the run's output folder. A mistake found
+ * here leaves no unnamed temporary folder behind.
+ */
 export async function prepareSites(options: SimulationOptions): Promise<{ root: string; sites: Site[] }> {
-  const root = options.output === null ? await mkdtemp(join(tmpdir(), 'fc-simulation-')) : resolve(options.output);
-  await mkdir(root, { recursive: true });
-
-  const sources = options.clientDirs ?? (await writeSampleSplit(options.clients, root));
-  for (const dir of sources) {
+  for (const dir of options.clientDirs ?? []) {
     if (!(await exists(dir))) throw new UsageError(`client folder ${dir} does not exist`);
   }
   if (options.genericDir !== null && !(await exists(options.genericDir))) {
     throw new UsageError(`generic folder ${options.genericDir} does not exist`);
   }
+  const sample = options.clientDirs === null ? await readSample() : null;
 
+  const temporary = options.output === null;
+  const root = temporary ? await mkdtemp(join(tmpdir(), 'fc-simulation-')) : resolve(options.output ?? '.');
+  try {
+    await mkdir(root, { recursive: true });
+    const sources = options.clientDirs ?? (sample === null ? [] : await writeSampleSplit(sample, options.clients, root));
+    return { root, sites: await layOutSites(options, sources, root) };
+  } catch (error) {
+    if (temporary) await rm(root, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function layOutSites(options: SimulationOptions, sources: readonly string[], root: string): Promise<Site[]> {
   const labels = uniqueLabels(sources);
   const sites: Site[] = [];
   for (const [index, source] of sources.entries()) {
@@ -133,15 +185,21 @@ export async function prepareSites(options: SimulationOptions): Promise<{ root: 
     if (!(await exists(join(site.inputDir, 'config.yml')))) {
       throw new UsageError(`client folder ${source} has no config.yml (nor does the generic folder)`);
     }
-    await applyPrivacy(site.inputDir, options.smpc, options.dp);
     // A folder the client would reject at its first step is better named now, before any run.
-    const config = await loadConfig(site.inputDir);
+    let config;
+    try {
+      await applyPrivacy(site.inputDir, options.smpc, options.dp);
+      config = await loadConfig(site.inputDir);
+    } catch (error) {
+      if (error instanceof Error && error.name === 'InputError') throw new UsageError(`client folder ${source}: ${error.message}`);
+      throw error;
+    }
     if (!(await exists(config.dataFile))) {
       throw new UsageError(`client folder ${source} has no data file '${config.dataName}' (named in config.yml)`);
     }
     sites.push(site);
   }
-  return { root, sites };
+  return sites;
 }
 
 /** Who watches the clients' machines: an inspector relay, a trace file per client. */
@@ -186,9 +244,16 @@ async function startInProcess(site: Site, watch: SiteWatch): Promise<RunningSite
 }
 
 const CHILD_START_TIMEOUT_MS = 30_000;
+/** A child that has not ended this long after SIGTERM is killed. */
+const CHILD_STOP_TIMEOUT_MS = 5_000;
 
-/** Starts `src/main.ts` in a child process on a free loopback port and waits until it listens. */
-async function startChild(site: Site, watch: SiteWatch): Promise<RunningSite> {
+/**
+ * Starts `src/main.ts` in a child process on a free loopback port and waits until it listens.
+ * The child's stdin is a pipe nobody writes to: it closes when this process ends, however it
+ * ends (even SIGKILL), and the child then stops (FC_EXIT_WITH_STDIN).
+ */
+async function startChild(site: Site, watch: SiteWatch, signal?: AbortSignal): Promise<RunningSite> {
+  if (signal?.aborted === true) throw SimulationInterrupted.from(signal);
   const log = createWriteStream(site.logFile, { flags: 'a' });
   const trace = watch.traceFile(site);
   const args = ['--import', 'tsx', join(PROJECT_ROOT, 'src', 'main.ts'), ...(trace === null ? [] : ['--trace', trace])];
@@ -205,19 +270,43 @@ async function startChild(site: Site, watch: SiteWatch): Promise<RunningSite> {
       OUTPUT_DIR: site.outputDir,
       LOG_LEVEL: 'info',
       INSPECT_NAME: site.label,
+      FC_EXIT_WITH_STDIN: '1',
       ...(watch.inspectUrl === null ? {} : { INSPECT_URL: watch.inspectUrl }),
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  // Never written to; a child that is gone must not make it an unhandled error.
+  child.stdin?.on('error', () => {});
   child.stdout?.pipe(log, { end: false });
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  // 'close' comes after the child's output has been read to its end, so the log is complete.
+  const closed = new Promise<void>((done) => child.once('close', () => done()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const stop = async () => {
+    if (running()) {
+      child.kill('SIGTERM');
+      const stubborn = setTimeout(() => {
+        if (running()) child.kill('SIGKILL');
+      }, CHILD_STOP_TIMEOUT_MS);
+      await closed;
+      clearTimeout(stubborn);
+    } else {
+      await closed;
+    }
+    await new Promise<void>((done) => log.end(done));
+  };
 
+  let onAbort = () => {};
   const url = await new Promise<string>((resolveUrl, reject) => {
     let buffered = '';
     let tail: string[] = [];
     const timer = setTimeout(() => {
       reject(new UsageError(`client ${site.label} did not start within ${CHILD_START_TIMEOUT_MS / 1000} s; see ${site.logFile}`));
     }, CHILD_START_TIMEOUT_MS);
+    onAbort = () => {
+      clearTimeout(timer);
+      if (signal !== undefined) reject(SimulationInterrupted.from(signal));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     child.stderr?.on('data', (chunk: Buffer) => {
       log.write(chunk);
       buffered += chunk.toString('utf8');
@@ -244,18 +333,18 @@ async function startChild(site: Site, watch: SiteWatch): Promise<RunningSite> {
       clearTimeout(timer);
       reject(new UsageError(`client ${site.label} could not be started: ${error.message}`));
     });
-  });
+  }).catch(async (error: unknown) => {
+    // Not started (too slow, failed, or the run was interrupted meanwhile): it must not linger.
+    await stop();
+    throw error;
+  }).finally(() => signal?.removeEventListener('abort', onAbort));
 
   return {
     label: site.label,
     api: `${url}/api`,
     outputDir: site.outputDir,
     logFile: site.logFile,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-      await new Promise<void>((done) => log.end(done));
-    },
+    stop,
   };
 }
 
@@ -276,10 +365,15 @@ async function locateApi(url: string): Promise<string> {
   throw new UsageError(`${url} does not answer as a FeatureCloud client (${lastError})`);
 }
 
+/**
+ * Starts a client for every site (or finds the running ones of --urls). When one fails to start,
+ * or `signal` aborts meanwhile, the others are stopped and the promise rejects.
+ */
 export async function startSites(
   options: SimulationOptions,
   sites: readonly Site[],
   watch: SiteWatch = UNWATCHED,
+  signal?: AbortSignal,
 ): Promise<RunningSite[]> {
   if (options.urls !== null) {
     return Promise.all(
@@ -293,12 +387,12 @@ export async function startSites(
     );
   }
   const start = options.mode === 'in-process' ? startInProcess : startChild;
-  const started = await Promise.allSettled(sites.map((site) => start(site, watch)));
+  const started = await Promise.allSettled(sites.map((site) => start(site, watch, signal)));
   const running = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failed = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-  if (failed !== undefined) {
+  if (failed !== undefined || signal?.aborted === true) {
     await Promise.all(running.map((site) => site.stop()));
-    throw failed.reason;
+    throw signal?.aborted === true ? SimulationInterrupted.from(signal) : failed?.reason;
   }
   return running;
 }

@@ -2,6 +2,7 @@
  * The simulator's command line, parsed and checked up front: every mistake is one line that
  * names the option, before any client starts.
  */
+import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DpOptions } from '../protocol/types.ts';
 import type { Faults } from './controller.ts';
@@ -38,6 +39,25 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** A run ended from outside (SIGINT, SIGTERM, an aborted signal): every local client was stopped. */
+export class SimulationInterrupted extends Error {
+  override readonly name = 'SimulationInterrupted';
+  constructor(readonly reason: string) {
+    super(`interrupted (${reason})`);
+  }
+
+  /** The signal's reason when it is a word (`SIGINT`), else `aborted`. */
+  static from(signal: AbortSignal): SimulationInterrupted {
+    const reason: unknown = signal.reason;
+    return new SimulationInterrupted(typeof reason === 'string' && reason !== '' ? reason : 'aborted');
+  }
+}
+
+/** `1 round`, `2 rounds`. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 export const USAGE = `Usage: npm run simulate -- [options]
 
 Runs a whole FeatureCloud federation on this machine: starts the clients, plays the platform's
@@ -62,12 +82,24 @@ Run
   --request-timeout SEC  fail when one call to a client takes longer (default 30)
   --faults LIST          inject faults: duplicate, reorder:MS, drop-data:N, slow:CLIENT:MS
   --output DIR           where each client's input, output and log go (default: a new temp folder)
-  --trace FILE           write every relay as a JSON line, a sequence diagram beside it (FILE.mmd,
-                         FILE.svg) and each client's XState inspection events (FILE.<client>.xstate.jsonl)
+  --trace FILE           write every relay as a JSON line to FILE, and beside it FILE with its
+                         extension replaced; for --trace run.jsonl:
+                           run.mmd                    the run as a Mermaid sequence diagram
+                           run.svg                    the same diagram drawn as an SVG
+                           run.<client>.xstate.jsonl  each client's XState inspection events
+                                                      (not with --urls: those clients are not ours)
+                         FILE itself must not end in .mmd or .svg
   --inspect              show every client's machine live in the Stately inspector (a relay on
                          INSPECT_PORT, default 8080; the page needs stately.ai in the browser)
-  --json                 print one JSON summary instead of the table
-  --help                 this text`;
+  --json                 print one JSON summary instead of the table, with the keys ok, failure,
+                         rounds, clients (each: id, label, coordinator, state, finished,
+                         outputDir; state is what the table shows: finished, error, or the
+                         state of its last status), result, messages, bytes, durationMs,
+                         outputDir, trace (the .mmd file, or null)
+  --help                 this text
+
+Exit code: 0 when every client finished, 1 when the run failed, 2 for a usage or input mistake,
+130 / 143 when stopped by SIGINT / SIGTERM (the clients it started are stopped first).`;
 
 function positiveNumber(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -150,7 +182,14 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
     });
   } catch (error) {
     // parseArgs explains unknown options and missing values well; keep its first line.
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    const message = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+    // `--timeout -1`: parseArgs takes -1 for an option; `--timeout=-1` says it is the value.
+    const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(message);
+    if (ambiguous !== null) {
+      const flag = ambiguous[1] ?? '';
+      const value = argv[argv.indexOf(flag) + 1] ?? '-1';
+      throw new UsageError(`${message.replace(/\.$/, '')}: for a value that starts with a dash write ${flag}=${value} (see --help)`);
+    }
     throw new UsageError(`${message} (see --help)`);
   }
   const values = parsed.values;
@@ -185,7 +224,8 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
     if (!Number.isInteger(clients)) throw new UsageError(`--clients must be a whole number, not '${text}'`);
   }
   if (values.clients !== undefined && (clientDirs !== null || urls !== null) && Number(values.clients) !== clients) {
-    throw new UsageError(`--clients ${values.clients} does not match the ${clients} folders or URLs given`);
+    const given = clientDirs !== null ? plural(clients, 'folder') : plural(clients, 'URL');
+    throw new UsageError(`--clients ${values.clients} does not match the ${given} given`);
   }
   if (clients < 2) throw new UsageError(`a federation needs at least 2 clients, not ${clients}`);
 
@@ -206,7 +246,29 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
       sensitivity: dpNumber(values['dp-sensitivity'], 'dp-sensitivity'),
       clippingVal: dpNumber(values['dp-clip'], 'dp-clip'),
     };
+    // The same bounds as config.yml's, said in the command line's words.
+    const bounds: [number | undefined, string, (value: number) => boolean, string][] = [
+      [entries.epsilon, 'dp-epsilon', (value) => value > 0, 'must be greater than 0'],
+      [entries.delta, 'dp-delta', (value) => value >= 0 && value < 1, 'must be at least 0 and less than 1'],
+      [entries.sensitivity, 'dp-sensitivity', (value) => value > 0, 'must be greater than 0'],
+      [entries.clippingVal, 'dp-clip', (value) => value > 0, 'must be greater than 0'],
+    ];
+    for (const [value, name, ok, rule] of bounds) {
+      if (value !== undefined && !ok(value)) throw new UsageError(`--${name} ${rule}, not ${value}`);
+    }
+    if (noise === 'gauss' && entries.delta === 0) {
+      throw new UsageError('--dp-delta must be greater than 0 for gauss noise');
+    }
     dp = Object.fromEntries(Object.entries(entries).filter(([, value]) => value !== undefined)) as Partial<DpOptions>;
+  }
+
+  const trace = values.trace ?? null;
+  const traceExtension = trace === null ? '' : extname(trace).toLowerCase();
+  if (trace !== null && (traceExtension === '.mmd' || traceExtension === '.svg')) {
+    throw new UsageError(
+      `--trace ${trace}: FILE gets the relays as JSON lines and the diagrams go beside it with its extension ` +
+        `replaced by .mmd and .svg, which would overwrite it; name it e.g. ${trace.slice(0, -traceExtension.length)}.jsonl`,
+    );
   }
 
   return {
@@ -224,7 +286,7 @@ export function parseOptions(argv: readonly string[]): SimulationOptions {
     dp,
     seed: values.seed ?? null,
     json: values.json,
-    trace: values.trace ?? null,
+    trace,
     inspect: values.inspect,
     help: values.help,
   };

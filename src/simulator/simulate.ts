@@ -6,23 +6,33 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Status } from '../protocol/types.ts';
 import { RESULT_FILES } from '../runtime/results.ts';
 import { runFederation, type ControlledClient, type RelayRecord, type RunReport } from './controller.ts';
-import { prepareSites, startSites, type RunningSite, type Site, type SiteWatch } from './federation.ts';
-import { UsageError, type SimulationOptions } from './options.ts';
+import { plannedLabels, prepareSites, startSites, type RunningSite, type Site, type SiteWatch } from './federation.ts';
+import { plural, SimulationInterrupted, UsageError, type SimulationOptions } from './options.ts';
 import { createRandom } from './random.ts';
 import { traceFiles, writeTrace } from './trace.ts';
 import { parseWatchOptions, startInspectorRelay, WatchUsageError, type InspectorRelay } from '../visual/inspect.ts';
 import { createView } from './view.ts';
 
+/** What `--json` prints: all of this but `report`. */
 export interface SimulationSummary {
   readonly ok: boolean;
+  /**
+   * One line saying why the run failed; null when it succeeded. A client in error whose log is
+   * here (child and in-process clients) is quoted in full from its log, which is named.
+   */
   readonly failure: string | null;
   readonly rounds: number;
   readonly clients: readonly {
     readonly id: string;
     readonly label: string;
     readonly coordinator: boolean;
+    /**
+     * What the table shows: `finished`, `error`, or the state of the client's last status (null
+     * when there was none, or the status had no state).
+     */
     readonly state: string | null;
     readonly finished: boolean;
     readonly outputDir: string | null;
@@ -67,6 +77,24 @@ export interface SimulationIo {
   readonly out: { write(text: string): unknown; isTTY?: boolean };
   /** With --inspect on a terminal, the run waits for Enter here, so the inspector page can be opened first. */
   readonly in?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /**
+   * Aborting it ends the run at once: every client started for it is stopped, and `simulate`
+   * rejects with SimulationInterrupted (its reason is the abort reason when that is a string,
+   * e.g. `SIGINT`). Its output folder stays, with the logs.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Rejects once `signal` aborts; `dispose` lets go of the signal. */
+function whenAborted(signal: AbortSignal | undefined): { promise: Promise<never>; dispose(): void } {
+  if (signal === undefined) return { promise: new Promise<never>(() => {}), dispose: () => {} };
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(SimulationInterrupted.from(signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
 
 /** Starts the inspector relay for --inspect and says where to look. */
@@ -82,33 +110,122 @@ async function startInspector(io: SimulationIo): Promise<InspectorRelay> {
   io.out.write(`Stately inspector: open ${relay.page} (it loads stately.ai/inspect: the browser needs to reach it)\n`);
   if (io.in?.isTTY === true) {
     const prompt = createInterface({ input: io.in, output: process.stdout });
-    await new Promise<void>((resolve) => prompt.question('Press Enter to start the run once the page is open. ', () => resolve()));
-    prompt.close();
+    const interrupted = whenAborted(io.signal);
+    try {
+      await Promise.race([
+        new Promise<void>((resolve) => prompt.question('Press Enter to start the run once the page is open. ', () => resolve())),
+        interrupted.promise,
+      ]);
+    } catch (error) {
+      relay.close();
+      throw error;
+    } finally {
+      interrupted.dispose();
+      prompt.close();
+    }
   }
   return relay;
 }
 
+/** `--faults slow:CLIENT:MS` must name a client of this run: by its label, or its id (with --seed). */
+function checkSlowClients(options: SimulationOptions, labels: readonly string[], ids: readonly string[]): void {
+  for (const name of options.faults.slow?.keys() ?? []) {
+    if (labels.includes(name) || ids.includes(name)) continue;
+    throw new UsageError(`--faults slow:${name}: there is no client '${name}' (the clients are ${labels.join(', ')})`);
+  }
+}
+
 /** Runs a simulation; used by the command line and by the tests. */
 export async function simulate(options: SimulationOptions, io: SimulationIo): Promise<SimulationSummary> {
+  // What can be checked before anything starts or is written is checked now.
+  const labels = await plannedLabels(options);
+  const ids = clientIds(labels.length, options.seed);
+  checkSlowClients(options, labels, ids);
+  if (io.signal?.aborted === true) throw SimulationInterrupted.from(io.signal);
+
   const relay = options.inspect ? await startInspector(io) : null;
   try {
     const watch: SiteWatch = {
       inspectUrl: relay?.socket ?? null,
       traceFile: (site) => (options.trace === null ? null : traceFiles(options.trace).xstate(site.label)),
     };
-    return await simulateWatched(options, io, watch);
+    return await simulateWatched(options, io, watch, ids);
   } finally {
     relay?.close();
   }
 }
 
-async function simulateWatched(options: SimulationOptions, io: SimulationIo, watch: SiteWatch): Promise<SimulationSummary> {
+/** The controller's name for a client in its messages. */
+function describeClient(client: ControlledClient): string {
+  return client.label === client.id ? `client ${client.id}` : `client ${client.label} (${client.id})`;
+}
+
+/** The `error` of the last error line of a client's log (JSON lines): its failure in full. */
+async function lastLoggedError(logFile: string): Promise<string | null> {
+  let text: string;
+  try {
+    text = await readFile(logFile, 'utf8');
+  } catch {
+    return null;
+  }
+  let found: string | null = null;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const entry = JSON.parse(line) as { level?: unknown; error?: unknown };
+      if (entry.level === 'error' && typeof entry.error === 'string') found = entry.error;
+    } catch {
+      // Not a log line of ours (e.g. a Node warning).
+    }
+  }
+  return found === null ? null : found.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * The run's failure, with a failed client's message in full: its status carries only 40
+ * characters (the platform's limit), its log the whole message. Read once the log is complete.
+ */
+async function fullFailure(
+  report: RunReport,
+  clients: readonly ControlledClient[],
+  running: readonly RunningSite[],
+): Promise<string | null> {
+  const failure = report.failure;
+  if (failure === null) return null;
+  for (const [index, client] of clients.entries()) {
+    const status = report.statuses.get(client.id);
+    const logFile = running[index]?.logFile ?? null;
+    const prefix = `${describeClient(client)} failed: `;
+    if (status?.state !== 'error' || logFile === null || !failure.startsWith(prefix)) continue;
+    const message = await lastLoggedError(logFile);
+    // The status's message is the start of the logged one (cut to 40 characters with "…").
+    const start = (status.message ?? '').replace(/…$/, '');
+    if (message === null || !message.startsWith(start)) continue;
+    return `${prefix}${message} — log: ${logFile}`;
+  }
+  return failure;
+}
+
+/** What the table shows for a client, and --json's `state`. */
+function shownState(status: Status | undefined): string | null {
+  if (status?.state === 'error') return 'error';
+  if (status?.finished === true) return 'finished';
+  return status?.state ?? null;
+}
+
+async function simulateWatched(
+  options: SimulationOptions,
+  io: SimulationIo,
+  watch: SiteWatch,
+  ids: readonly string[],
+): Promise<SimulationSummary> {
   let sites: Site[] = [];
   let root: string | null = null;
   if (options.urls === null) ({ root, sites } = await prepareSites(options));
-  const running: RunningSite[] = await startSites(options, sites, watch);
+  const running: RunningSite[] = await startSites(options, sites, watch, io.signal);
+  let stopping: Promise<void> | null = null;
+  const stopAll = () => (stopping ??= Promise.all(running.map((site) => site.stop())).then(() => {}));
   try {
-    const ids = clientIds(running.length, options.seed);
     const clients: ControlledClient[] = running.map((site, index) => ({
       id: ids[index] ?? String(index),
       label: site.label,
@@ -117,26 +234,38 @@ async function simulateWatched(options: SimulationOptions, io: SimulationIo, wat
     }));
     const view = options.json ? null : createView(clients, io.out);
     const records: RelayRecord[] = [];
+    let live = true;
+    const interrupted = whenAborted(io.signal);
     let report: RunReport;
     try {
-      report = await runFederation(clients, {
+      const federation = runFederation(clients, {
         queryIntervalMs: options.queryIntervalMs,
         timeoutMs: options.timeoutMs,
         requestTimeoutMs: options.requestTimeoutMs,
         faults: options.faults,
         seed: options.seed,
-        onStatus: (client, status) => view?.update(client, status),
+        onStatus: (client, status) => {
+          if (live) view?.update(client, status);
+        },
         onRelay: (record) => records.push(record),
       });
+      // Interrupted, the run is left to fail on its stopped clients; nobody waits for it.
+      federation.catch(() => {});
+      report = await Promise.race([federation, interrupted.promise]);
     } finally {
+      live = false;
+      interrupted.dispose();
       view?.close();
     }
+    // Stopped clients have written their logs to the end, which the failure may quote.
+    await stopAll();
+    const failure = await fullFailure(report, clients, running);
     const trace = options.trace === null ? null : await writeTrace(options.trace, clients, records);
     const coordinatorSite = running[0];
     const fromFiles = await readResult(report.ok ? (coordinatorSite?.outputDir ?? null) : null);
     return {
       ok: report.ok,
-      failure: report.failure,
+      failure,
       rounds: report.rounds,
       clients: clients.map((client, index) => {
         const status = report.statuses.get(client.id);
@@ -144,7 +273,7 @@ async function simulateWatched(options: SimulationOptions, io: SimulationIo, wat
           id: client.id,
           label: client.label,
           coordinator: client.coordinator,
-          state: status?.state ?? null,
+          state: shownState(status),
           finished: status?.finished ?? false,
           outputDir: running[index]?.outputDir ?? null,
         };
@@ -158,7 +287,7 @@ async function simulateWatched(options: SimulationOptions, io: SimulationIo, wat
       trace,
     };
   } finally {
-    await Promise.all(running.map((site) => site.stop()));
+    await stopAll();
   }
 }
 
@@ -171,8 +300,9 @@ export function formatSummary(summary: SimulationSummary, options: SimulationOpt
   const privacy = [options.smpc ? 'SMPC' : null, options.dp !== null ? 'DP' : null].filter(Boolean).join(' + ');
   const lines = [
     '',
-    `Federation ${summary.ok ? 'finished' : 'FAILED'}: ${summary.clients.length} clients, ${summary.rounds} rounds, ` +
-      `${summary.messages} messages, ${summary.bytes} bytes, ${(summary.durationMs / 1000).toFixed(2)} s` +
+    `Federation ${summary.ok ? 'finished' : 'FAILED'}: ${plural(summary.clients.length, 'client')}, ` +
+      `${plural(summary.rounds, 'round')}, ${plural(summary.messages, 'message')}, ${plural(summary.bytes, 'byte')}, ` +
+      `${(summary.durationMs / 1000).toFixed(2)} s` +
       (privacy === '' ? '' : `, ${privacy}`),
     '',
     table([
@@ -181,7 +311,7 @@ export function formatSummary(summary: SimulationSummary, options: SimulationOpt
         client.label,
         client.id,
         client.coordinator ? 'coordinator' : 'participant',
-        client.state === 'error' ? 'error' : client.finished ? 'finished' : (client.state ?? '-'),
+        client.state ?? '-',
         client.outputDir ?? '-',
       ]),
     ]),

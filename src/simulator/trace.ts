@@ -4,12 +4,17 @@
  * add their XState inspection events beside it, one file per client.
  */
 import { writeFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { sequenceSvg, type Arrow, type Lane } from '../visual/sequence.ts';
 import type { ControlledClient, RelayRecord } from './controller.ts';
 
-/** The files of a trace named FILE: FILE itself, and FILE's name with other endings beside it. */
+/**
+ * The files of a trace named FILE: FILE itself, and FILE with its extension replaced by other
+ * endings beside it (`run.jsonl`: `run.mmd`, `run.svg`, `run.<client>.xstate.jsonl`).
+ */
 export function traceFiles(file: string) {
-  const base = file.replace(/\.[^./]*$/, '');
+  const extension = extname(file);
+  const base = extension === '' ? file : file.slice(0, -extension.length);
   return {
     relays: file,
     mermaid: `${base}.mmd`,
@@ -83,7 +88,7 @@ export function sequenceDiagram(clients: readonly ControlledClient[], records: r
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes FILE (JSON lines), and the sequence diagram beside it as FILE.mmd and FILE.svg. */
+/** Writes FILE (JSON lines), and the sequence diagram beside it: FILE with .mmd and with .svg for its extension. */
 export async function writeTrace(
   file: string,
   clients: readonly ControlledClient[],
