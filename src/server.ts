@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type Koa from 'koa';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createClient, type Client, type ClientOptions } from './client.ts';
+import { createClient, type Client, type ClientActors, type ClientOptions } from './client.ts';
 import { createApp, SPEC_LAYOUT, type Layout } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { DEFAULT_TIMEOUTS, type RequestTimeouts } from './settings.ts';
@@ -36,6 +36,8 @@ export interface ServerOptions {
   /** How long to wait for other sites before reporting an error; null or absent: no limit. */
   readonly waitTimeoutMs?: number | null;
   readonly timeouts?: RequestTimeouts;
+  /** The machine's actors; absent: the workload of `inputDir` (config, data, computation). */
+  readonly actors?: ClientActors;
 }
 
 export interface RunningClient {
@@ -118,7 +120,7 @@ function closeServer(server: Server): Promise<void> {
 export async function startClient(options: ServerOptions): Promise<RunningClient> {
   const { logger } = options;
   const client = createClient(
-    createWorkload({ inputDir: options.inputDir, outputDir: options.outputDir, logger }),
+    options.actors ?? createWorkload({ inputDir: options.inputDir, outputDir: options.outputDir, logger }),
     logger,
     {
       waitTimeoutMs: options.waitTimeoutMs ?? null,

@@ -9,11 +9,11 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import bodyParser from 'koa-bodyparser';
-import getRawBody from 'raw-body';
 import { stateName, toStatus, toWebStatus } from '../../machines/status.ts';
-import type { OutboxItem } from '../../machines/client.machine.ts';
+import type { ClientSnapshot, OutboxItem } from '../../machines/client.machine.ts';
 import type { Client } from '../client.ts';
 import type { Logger } from '../log.ts';
+import { readBody } from './body.ts';
 import { badRequest, conflict, forbidden, HttpProblem } from './errors.ts';
 import { parseSetup, sameSetup } from './setup-body.ts';
 import { WEB_PAGE_CSP, WEB_STATE_FILE, webPage } from './web-page.ts';
@@ -122,18 +122,12 @@ function isBrokenConnection(error: unknown): error is { code: string } {
   );
 }
 
-/** Reads the raw body of POST /api/data (any content type) with a size limit. */
-async function readBody(ctx: Context, limit: number): Promise<Buffer> {
-  try {
-    return await getRawBody(ctx.req, { limit, length: ctx.get('Content-Length') || null });
-  } catch (error) {
-    const type = typeof error === 'object' && error !== null && 'type' in error ? error.type : null;
-    if (type === 'entity.too.large') {
-      throw new HttpProblem('payload_too_large', `the body is larger than the limit of ${limit} bytes`);
-    }
-    if (type === 'request.aborted') throw badRequest('the request was aborted before its body was complete');
-    throw badRequest('the body could not be read (its length does not match Content-Length)');
-  }
+/** The declared Content-Length (Node's parser has checked it is digits), or null for a chunked body. */
+function declaredLength(ctx: Context): number | null {
+  const header = ctx.get('Content-Length');
+  if (header === '') return null;
+  const length = Number(header);
+  return Number.isSafeInteger(length) ? length : Number.POSITIVE_INFINITY;
 }
 
 function apiRouter(client: Client, prefix: string, options: AppOptions): Router {
@@ -180,9 +174,14 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
   // the same item again instead of the next one, so no message is lost to a dropped response.
   let lastFetched: OutboxItem | null = null;
 
+  // The platform polls every client all the time: a status is serialized once per snapshot.
+  let status: { readonly snapshot: ClientSnapshot; readonly json: string } | null = null;
   router.get('/status', (ctx) => {
     lastFetched = null;
-    ctx.body = toStatus(client.snapshot());
+    const snapshot = client.snapshot();
+    if (status?.snapshot !== snapshot) status = { snapshot, json: JSON.stringify(toStatus(snapshot)) };
+    ctx.type = 'application/json';
+    ctx.body = status.json;
   });
 
   router.get('/data', (ctx) => {
@@ -220,7 +219,7 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
     if (!expectsAggregate && !setup.clients.some((id) => String(id) === sender)) {
       throw forbidden(`client ${JSON.stringify(sender)} is not one of this run's clients`, 'client');
     }
-    const payload = await readBody(ctx, options.bodyLimit);
+    const payload = await readBody(ctx.req, options.bodyLimit, declaredLength(ctx));
     const accepted = client.send({ type: 'fc.data.received', sender, memo, payload });
     if (!accepted) {
       const snapshot = client.snapshot();

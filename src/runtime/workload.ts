@@ -1,8 +1,10 @@
 /**
  * The side effects of a client, as the machine's actors: reading the site's config and data,
- * running the configured computation, and writing results. Messages are JSON on the wire, the
- * form SMPC and DP require. A round the computation declares non-additive (a gather round) is
- * sent without SMPC or DP, and its messages are decoded as plain JSON, not as numeric trees.
+ * running the configured computation, and writing results. A contribution that goes through SMPC
+ * or DP is JSON, the form the controllers compute on; every other message (plain contributions,
+ * global results) is binary (codec.ts), and each side decodes whichever form arrives. A round the
+ * computation declares non-additive (a gather round) is sent as JSON without SMPC or DP, and its
+ * messages are decoded as plain JSON, not as numeric trees.
  */
 import { fromPromise } from 'xstate';
 import { join } from 'node:path';
@@ -12,8 +14,7 @@ import type { ConfiguredComputation, Json, PreparedSite } from '../computation/t
 import { loadConfig, type SiteConfig } from '../data/config.ts';
 import { readTable } from '../data/csv.ts';
 import type { Logger } from '../log.ts';
-import { parseNumericJson } from '../protocol/payload.ts';
-import { decodeJson, encodeJson } from './codec.ts';
+import { decodeJson, decodeNumeric, encodeBinary, encodeJson } from './codec.ts';
 import { writeResultFiles } from './results.ts';
 
 export interface WorkloadOptions {
@@ -30,7 +31,9 @@ interface Session {
 
 export function createWorkload(options: WorkloadOptions): ClientActors {
   const { inputDir, outputDir, logger } = options;
-  // The site's data is read once, in the first round, and kept for the later ones.
+  // The site's data is read once and kept for every round. Reading starts now, while the client
+  // waits for the controller's setup, so the first round does not wait for it; a mistake in the
+  // input surfaces in the first round, as before.
   let session: Promise<Session> | null = null;
 
   const load = (): Promise<Session> => {
@@ -50,6 +53,7 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
     })();
     return session;
   };
+  load().catch(() => {});
 
   return {
     computeLocal: fromPromise(async ({ input }) => {
@@ -65,8 +69,9 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
       }
       const secure = config.smpc !== null;
       const contribution = computation.localStep(site, previous, input.round, secure);
+      const relayedAsJson = config.smpc !== null || config.dp !== null;
       return {
-        payload: encodeJson(contribution),
+        payload: relayedAsJson ? encodeJson(contribution) : encodeBinary(contribution),
         privacy: { smpc: config.smpc, dp: config.dp },
         expectedRounds: computation.expectedRounds,
       };
@@ -78,7 +83,7 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
       const what = (index: number) => `contribution ${index + 1} of round ${input.round}`;
       const { global, final } = computation.additive(previous, input.round)
         ? computation.aggregate(
-            input.contributions.map((bytes, index) => parseNumericJson(bytes, what(index))),
+            input.contributions.map((bytes, index) => decodeNumeric(bytes, what(index))),
             previous,
             input.round,
             input.secure,
@@ -88,7 +93,8 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
             previous,
             input.round,
           );
-      return { payload: encodeJson(global), final };
+      // A broadcast never goes through SMPC or DP.
+      return { payload: encodeBinary(global), final };
     }),
 
     writeResults: fromPromise(async ({ input }) => {

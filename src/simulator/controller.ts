@@ -6,10 +6,16 @@
  * Each client has its own poll loop. A client that just said something, or was just sent
  * something, is polled again at once; an idle one is polled less and less often, up to the
  * query interval. So a round costs a few HTTP calls, not a few poll intervals.
+ *
+ * A message is fetched once, whatever the number of receivers. A large one that needs no SMPC
+ * or DP is streamed: its chunks go on to every receiver as they arrive from the sender.
  */
+import type { ClientRequest } from 'node:http';
 import { STATUS_KEYS, type ClientId, type Status } from '../protocol/types.ts';
 import { applyDp } from './dp.ts';
 import { parseNumericJson, serializeJson } from '../protocol/payload.ts';
+import { decodeJson, isBinaryMessage } from '../runtime/codec.ts';
+import { createHttpClient, readAll, type Answer, type CallOptions, type HttpClient, type Opened } from './http.ts';
 import { createRandom } from './random.ts';
 import { route } from './relay.ts';
 import { secureAggregate } from './smpc.ts';
@@ -77,7 +83,10 @@ export interface RunReport {
   readonly durationMs: number;
   /** Each client's last status, by id. */
   readonly statuses: ReadonlyMap<string, Status>;
-  /** The coordinator's last broadcast (the final global result), decoded, when it was JSON. */
+  /**
+   * The coordinator's last broadcast (the final global result), decoded; null when it could not
+   * be decoded, or was too large to be fetched whole (it was streamed to the sites).
+   */
   readonly finalBroadcast: unknown;
 }
 
@@ -86,6 +95,9 @@ export class ProtocolError extends Error {
 }
 
 const ROUND_MEMO = /^r(\d+)\./;
+const FINAL_MEMO = /^r\d+\.final$/;
+/** Bodies at least this large are relayed as they arrive rather than fetched whole first. */
+const STREAM_FROM = 1024 * 1024;
 
 function describe(client: ControlledClient): string {
   return client.label === client.id ? `client ${client.id}` : `client ${client.label} (${client.id})`;
@@ -103,35 +115,70 @@ function isStatus(value: unknown): value is Status {
 
 const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function call(
+/**
+ * One HTTP exchange with a client. Connection failures are retried briefly (a container may
+ * still be starting); HTTP answers are final.
+ */
+async function attempt<T>(
   client: ControlledClient,
   what: string,
   url: string,
-  init: RequestInit,
-  timeoutMs: number,
+  exchange: () => Promise<T>,
   delayMs = 0,
-): Promise<Response> {
+): Promise<T> {
   if (delayMs > 0) await pause(delayMs);
-  // Connection failures are retried briefly (a container may still be starting); HTTP answers
-  // are final.
   const attempts = 3;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      return await exchange();
     } catch (error) {
-      const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
-      if (attempt >= attempts) {
-        throw new ProtocolError(`${describe(client)} does not answer ${what} at ${url}: ${cause}`);
-      }
+      if (attempt >= attempts) throw unanswered(client, what, url, error);
       await pause(50 * attempt);
     }
   }
 }
 
-async function expectOk(client: ControlledClient, what: string, response: Response): Promise<void> {
-  if (response.ok) return;
-  const text = (await response.text()).slice(0, 200);
-  throw new ProtocolError(`${describe(client)} answered ${what} with HTTP ${response.status}: ${text}`);
+function unanswered(client: ControlledClient, what: string, url: string, error: unknown): ProtocolError {
+  const cause = error instanceof Error ? error.message : String(error);
+  return new ProtocolError(`${describe(client)} does not answer ${what} at ${url}: ${cause}`);
+}
+
+function call(http: HttpClient, client: ControlledClient, what: string, url: string, options: CallOptions, delayMs = 0): Promise<Answer> {
+  return attempt(client, what, url, () => http.call(url, options), delayMs);
+}
+
+/** A GET /data answer's payload; an empty one breaks the protocol, since the status said there was data. */
+function dataOf(client: ControlledClient, status: Status, answer: Answer): Uint8Array {
+  expectOk(client, 'GET /data', answer);
+  if (answer.body.byteLength === 0) {
+    throw new ProtocolError(
+      `${describe(client)} said data was available (memo ${status.memo ?? 'none'}), but GET /data returned nothing`,
+    );
+  }
+  return answer.body;
+}
+
+/** Resolves when `request` takes more data, or is gone (its failure is reported by its answer). */
+function drained(request: ClientRequest): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (request.destroyed) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      request.off('drain', done);
+      request.off('close', done);
+      resolve();
+    };
+    request.once('drain', done);
+    request.once('close', done);
+  });
+}
+
+function expectOk(client: ControlledClient, what: string, answer: Answer): void {
+  if (answer.status >= 200 && answer.status < 300) return;
+  const text = answer.body.toString('utf8', 0, Math.min(answer.body.byteLength, 800)).slice(0, 200);
+  throw new ProtocolError(`${describe(client)} answered ${what} with HTTP ${answer.status}: ${text}`);
 }
 
 export async function runFederation(
@@ -149,6 +196,9 @@ export async function runFederation(
   const faultRandom = createRandom(`${options.seed ?? Math.random()}/faults`);
   const delayOf = (client: ControlledClient) => faults.slow?.get(client.label) ?? faults.slow?.get(client.id) ?? 0;
   let dataFetches = 0;
+  const http = createHttpClient();
+  // Faults act on whole messages (duplicates, delays, lost responses): with any, nothing is streamed.
+  const injectsFaults = Object.values(faults).some((fault) => fault !== undefined && fault !== false);
 
   let ended: { ok: boolean; failure: string | null } | null = null;
   let finish!: () => void;
@@ -171,17 +221,20 @@ export async function runFederation(
     lastProgress = performance.now();
   };
 
-  // Poll loops sleep on a timer that a delivery to the client can cut short.
+  // Poll loops sleep on a timer that a delivery to the client can cut short. Resolves true when
+  // it was cut short: the client got something new and is likely to answer soon.
   const wakers = new Map<string, () => void>();
   const sleep = (client: ControlledClient, ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(wake, ms);
-      function wake() {
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        wakers.delete(client.id);
+        resolve(false);
+      }, ms);
+      wakers.set(client.id, () => {
         clearTimeout(timer);
         wakers.delete(client.id);
-        resolve();
-      }
-      wakers.set(client.id, wake);
+        resolve(true);
+      });
     });
   const wake = (id: string) => wakers.get(id)?.();
 
@@ -195,16 +248,15 @@ export async function runFederation(
     const what = `POST /data?${query}`;
     if (faults.reorderMs !== undefined) await pause(faultRandom.next() * faults.reorderMs);
     for (let copy = 0; copy < (faults.duplicate === true ? 2 : 1); copy++) {
-      const response = await call(
+      const answer = await call(
+        http,
         receiver,
         what,
         `${receiver.api}/data?${query}`,
-        { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } },
-        requestTimeoutMs,
+        { method: 'POST', body, timeoutMs: requestTimeoutMs },
         delayOf(receiver),
       );
-      await expectOk(receiver, what, response);
-      await response.arrayBuffer();
+      expectOk(receiver, what, answer);
     }
     messages += 1;
     bytes += body.byteLength;
@@ -215,14 +267,28 @@ export async function runFederation(
   // SMPC: contributions wait here, per memo, until every client's is in; then one package.
   const gathering = new Map<string, Map<string, NumericTree>>();
 
-  const relay = async (sender: ControlledClient, status: Status, payload: Uint8Array) => {
+  /** Where a message goes, and the round it belongs to (noted for the report). */
+  const routeOf = (sender: ControlledClient, status: Status) => {
     const memo = status.memo;
     const round = memo === null ? null : ROUND_MEMO.exec(memo);
     if (round?.[1] !== undefined) rounds = Math.max(rounds, Number(round[1]));
     const where = `data from ${describe(sender)} (memo ${memo ?? 'none'})`;
     const path = route(sender.id, status, ids, coordinator.id);
-    const to = path.to.map(String);
+    const receivers = path.to.map((id) => {
+      const receiver = byId.get(String(id));
+      if (receiver === undefined) throw new ProtocolError(`${where} is addressed to unknown client ${id}`);
+      return receiver;
+    });
+    const final = sender.coordinator && memo !== null && FINAL_MEMO.test(memo);
+    return { memo, where, path, to: receivers.map((receiver) => receiver.id), receivers, final };
+  };
 
+  const relay = async (sender: ControlledClient, status: Status, payload: Uint8Array) => {
+    const { memo, where, path, to, receivers, final } = routeOf(sender, status);
+
+    if ((status.dp !== null || status.smpc !== null) && isBinaryMessage(payload)) {
+      throw new ProtocolError(`${where} is binary, but SMPC and DP need JSON (serialization "json")`);
+    }
     let body = payload;
     if (status.dp !== null) {
       const random = createRandom(
@@ -248,26 +314,96 @@ export async function runFederation(
     }
 
     record({ kind: 'relay', from: sender.id, to, memo, bytes: body.byteLength, smpc: false, dp: status.dp !== null });
-    if (sender.coordinator && memo !== null && /^r\d+\.final$/.test(memo)) {
-      try {
-        finalBroadcast = JSON.parse(new TextDecoder().decode(body));
-      } catch {
-        finalBroadcast = null;
-      }
-    }
-    await Promise.all(
-      to.map((id) => {
-        const receiver = byId.get(id);
-        if (receiver === undefined) throw new ProtocolError(`${where} is addressed to unknown client ${id}`);
-        return deliver(sender.id, receiver, memo, body);
-      }),
-    );
+    if (final) keepFinal(body);
+    await Promise.all(receivers.map((receiver) => deliver(sender.id, receiver, memo, body)));
   };
 
+  const keepFinal = (body: Uint8Array) => {
+    try {
+      finalBroadcast = decodeJson(body, 'the final result');
+    } catch {
+      finalBroadcast = null;
+    }
+  };
+
+  /**
+   * A large message that needs no SMPC or DP goes on as it arrives: one GET from the sender, its
+   * chunks written to a POST per receiver, so the transfers overlap and the controller never
+   * holds the whole body (a broadcast of 64 MB to 100 clients is not 64 MB x 100 in flight,
+   * only what the slowest receiver has not taken yet).
+   */
+  const relayStream = async (sender: ControlledClient, status: Status, source: Opened, length: number) => {
+    const { memo, receivers, to, final } = routeOf(sender, status);
+    record({ kind: 'relay', from: sender.id, to, memo, bytes: length, smpc: false, dp: false });
+    const query = new URLSearchParams({ client: sender.id });
+    if (memo !== null) query.set('memo', memo);
+    const what = `POST /data?${query}`;
+    const uploads = receivers.map((receiver) => {
+      const url = `${receiver.api}/data?${query}`;
+      return { receiver, url, ...http.upload(url, length, requestTimeoutMs) };
+    });
+    try {
+      for await (const chunk of source.body as AsyncIterable<Buffer>) {
+        // A receiver that failed is skipped; its answer says why once the body is through.
+        const open = uploads.filter(({ request }) => !request.destroyed);
+        const waits = open.filter(({ request }) => !request.write(chunk)).map(({ request }) => drained(request));
+        if (waits.length > 0) await Promise.all(waits);
+      }
+    } catch (error) {
+      for (const { request } of uploads) request.destroy();
+      await Promise.allSettled(uploads.map(({ answer }) => answer));
+      throw unanswered(sender, 'GET /data', `${sender.api}/data`, error);
+    }
+    for (const { request } of uploads) request.end();
+    const answers = await Promise.allSettled(uploads.map(({ answer }) => answer));
+    answers.forEach((outcome, index) => {
+      const upload = uploads[index];
+      if (upload === undefined) return;
+      if (outcome.status === 'rejected') throw unanswered(upload.receiver, what, upload.url, outcome.reason);
+      expectOk(upload.receiver, what, outcome.value);
+    });
+    // A final result this large (a model) is not decoded here: the sites have it in their outputs.
+    if (final) finalBroadcast = null;
+    messages += uploads.length;
+    bytes += length * uploads.length;
+    progressed();
+    for (const { receiver } of uploads) wake(receiver.id);
+  };
+
+  /** Fetches the head of a client's outbox and relays it, streamed when it is large and plain. */
+  const forward = async (client: ControlledClient, status: Status) => {
+    const plain = status.smpc === null && status.dp === null && !injectsFaults;
+    if (!plain) {
+      await relay(client, status, await fetchData(client, status));
+      return;
+    }
+    dataFetches += 1;
+    const url = `${client.api}/data`;
+    const source = await attempt(client, 'GET /data', url, () => http.open(url, requestTimeoutMs));
+    if (source.status >= 200 && source.status < 300 && source.length !== null && source.length >= STREAM_FROM) {
+      await relayStream(client, status, source, source.length);
+      return;
+    }
+    const answer = await readAll(source.body).then(
+      (body) => ({ status: source.status, body }),
+      (error: unknown) => {
+        throw unanswered(client, 'GET /data', url, error);
+      },
+    );
+    await relay(client, status, dataOf(client, status, answer));
+  };
+
+  // Each client's last status as it came, so an unchanged one is neither parsed nor compared again.
+  const statusTexts = new Map<string, string>();
   const poll = async (client: ControlledClient): Promise<Status> => {
-    const response = await call(client, 'GET /status', `${client.api}/status`, {}, requestTimeoutMs, delayOf(client));
-    await expectOk(client, 'GET /status', response);
-    const text = await response.text();
+    const answer = await call(http, client, 'GET /status', `${client.api}/status`, { timeoutMs: requestTimeoutMs }, delayOf(client));
+    expectOk(client, 'GET /status', answer);
+    const text = answer.body.toString('utf8');
+    const previous = statuses.get(client.id);
+    if (previous !== undefined && statusTexts.get(client.id) === text) {
+      options.onStatus?.(client, previous);
+      return previous;
+    }
     let status: unknown;
     try {
       status = JSON.parse(text);
@@ -277,9 +413,9 @@ export async function runFederation(
     if (!isStatus(status)) {
       throw new ProtocolError(`${describe(client)} answered GET /status without the status keys: ${text.slice(0, 120)}`);
     }
-    const previous = statuses.get(client.id);
     if (previous === undefined || JSON.stringify(previous) !== JSON.stringify(status)) progressed();
     statuses.set(client.id, status);
+    statusTexts.set(client.id, text);
     options.onStatus?.(client, status);
     return status;
   };
@@ -289,18 +425,10 @@ export async function runFederation(
     const every = faults.dropDataResponseEvery;
     if (every !== undefined && dataFetches % every === 0) {
       // The response is lost on the way back; the client has served it, we never saw it.
-      const lost = await call(client, 'GET /data', `${client.api}/data`, {}, requestTimeoutMs, delayOf(client));
-      await lost.arrayBuffer();
+      await call(http, client, 'GET /data', `${client.api}/data`, { timeoutMs: requestTimeoutMs }, delayOf(client));
     }
-    const response = await call(client, 'GET /data', `${client.api}/data`, {}, requestTimeoutMs, delayOf(client));
-    await expectOk(client, 'GET /data', response);
-    const payload = new Uint8Array(await response.arrayBuffer());
-    if (payload.byteLength === 0) {
-      throw new ProtocolError(
-        `${describe(client)} said data was available (memo ${status.memo ?? 'none'}), but GET /data returned nothing`,
-      );
-    }
-    return payload;
+    const answer = await call(http, client, 'GET /data', `${client.api}/data`, { timeoutMs: requestTimeoutMs }, delayOf(client));
+    return dataOf(client, status, answer);
   };
 
   const loop = async (client: ControlledClient) => {
@@ -313,8 +441,7 @@ export async function runFederation(
         return;
       }
       if (status.available) {
-        const payload = await fetchData(client, status);
-        await relay(client, status, payload);
+        await forward(client, status);
         idle = 0;
         continue;
       }
@@ -322,9 +449,10 @@ export async function runFederation(
         end(true, null);
         return;
       }
-      // Back off while idle: 1, 2, 4, ... ms, up to the query interval.
+      // Back off while idle: 2, 4, 8, ... ms, up to the query interval; from the start again
+      // after a delivery, which gives the client something to work on.
       idle += 1;
-      await sleep(client, Math.min(options.queryIntervalMs, 2 ** Math.min(idle, 20)));
+      if (await sleep(client, Math.min(options.queryIntervalMs, 2 ** Math.min(idle, 20)))) idle = 0;
     }
   };
 
@@ -347,15 +475,13 @@ export async function runFederation(
           clients: ids,
           coordinatorID: coordinator.id,
         });
-        const response = await call(
-          client,
-          'POST /setup',
-          `${client.api}/setup`,
-          { method: 'POST', body, headers: { 'content-type': 'application/json' } },
-          requestTimeoutMs,
-        );
-        await expectOk(client, 'POST /setup', response);
-        await response.arrayBuffer();
+        const answer = await call(http, client, 'POST /setup', `${client.api}/setup`, {
+          method: 'POST',
+          body: Buffer.from(body),
+          contentType: 'application/json',
+          timeoutMs: requestTimeoutMs,
+        });
+        expectOk(client, 'POST /setup', answer);
       }),
     );
     progressed();
@@ -372,6 +498,7 @@ export async function runFederation(
     end(false, error instanceof Error ? error.message : String(error));
   } finally {
     clearInterval(watchdog);
+    http.close();
   }
 
   const outcome = ended ?? { ok: false, failure: 'the run ended without an outcome' };

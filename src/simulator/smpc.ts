@@ -34,7 +34,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NumericTree } from '../computation/types.ts';
 import type { SmpcOptions } from '../protocol/types.ts';
-import { assertSameShape, mapLeaves, zipLeaves, type Tree } from '../protocol/payload.ts';
+import { assertSameShape, leaves, mapLeaves, zipLeaves, type Tree } from '../protocol/payload.ts';
 
 /** The Mersenne prime 2^521 − 1. */
 export const FIELD_PRIME = (1n << 521n) - 1n;
@@ -127,12 +127,25 @@ export function fromField(element: bigint): bigint {
   return element > HALF_FIELD ? element - FIELD_PRIME : element;
 }
 
+/**
+ * Random bytes are drawn from node:crypto in blocks: one call per field element cost more than
+ * all the field arithmetic of a large aggregate. Each block's bytes are used once.
+ */
+const RANDOM_BLOCK = FIELD_BYTES * 1024;
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+
 /** Uniform in [0, p), from node:crypto, by rejection (no modulo bias). */
 export function randomFieldElement(): bigint {
   for (;;) {
-    const bytes = randomBytes(FIELD_BYTES);
-    bytes[0] = (bytes[0] ?? 0) & ((1 << (FIELD_BITS % 8 || 8)) - 1);
-    const candidate = BigInt(`0x${bytes.toString('hex')}`);
+    if (randomOffset + FIELD_BYTES > randomPool.byteLength) {
+      randomPool = randomBytes(RANDOM_BLOCK);
+      randomOffset = 0;
+    }
+    const start = randomOffset;
+    randomOffset += FIELD_BYTES;
+    randomPool[start] = (randomPool[start] ?? 0) & ((1 << (FIELD_BITS % 8 || 8)) - 1);
+    const candidate = BigInt(`0x${randomPool.toString('hex', start, start + FIELD_BYTES)}`);
     if (candidate < FIELD_PRIME) return candidate;
   }
 }
@@ -262,6 +275,38 @@ export function decodeProduct(combined: ProductShare, exponent: number, count: n
 // ---------------------------------------------------------------------------------------------
 // The whole aggregation
 
+/**
+ * What shareTree and sumShares do, number by number over the trees' leaves (shapes are checked
+ * once, up front): each contribution's number is split into one additive share per holder, each
+ * holder adds up the shares it holds, and the holders' sums are combined. No share outlives the
+ * number it belongs to, so a large aggregate needs no tree of shares per holder.
+ */
+function secureSum(encoded: readonly EncodedTree[], holders: number): EncodedTree {
+  checkHolders(holders);
+  const [first] = encoded;
+  if (first === undefined) throw new Error('SMPC needs at least one contribution');
+  const numbers = encoded.map((tree) => leaves(tree));
+  const combined = new Array<bigint>(numbers[0]?.length ?? 0);
+  const held = new Array<bigint>(holders);
+  for (let index = 0; index < combined.length; index++) {
+    held.fill(0n);
+    for (const contribution of numbers) {
+      let rest = contribution[index] ?? 0n;
+      for (let holder = 0; holder < holders - 1; holder++) {
+        const share = randomFieldElement();
+        held[holder] = (held[holder] ?? 0n) + share;
+        rest -= share;
+      }
+      held[holders - 1] = (held[holders - 1] ?? 0n) + toField(rest);
+    }
+    let total = 0n;
+    for (const sum of held) total += toField(sum ?? 0n);
+    combined[index] = toField(total);
+  }
+  let next = 0;
+  return mapLeaves<bigint, bigint>(first, () => combined[next++] ?? 0n);
+}
+
 function limitText(limit: bigint, exponent: number): string {
   return decodeFixed(limit, exponent).toPrecision(3);
 }
@@ -314,11 +359,7 @@ export function secureAggregate(
 
   if (operation === 'add') {
     checkMagnitudes(encoded, HALF_FIELD / count, exponent, 'sum securely');
-    const shares = encoded.map((tree) => shareTree(tree, holders));
-    const perHolder = Array.from({ length: holders }, (_, holder) =>
-      sumShares(shares.map((ofContribution) => ofContribution[holder] as EncodedTree)),
-    );
-    return decodeSum(sumShares(perHolder), exponent);
+    return decodeSum(secureSum(encoded, holders), exponent);
   }
 
   // (2^b − 1)^k <= 2^520 − 1 = HALF_FIELD when b·k <= 520.
