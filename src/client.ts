@@ -12,6 +12,7 @@ import {
   type ClientSnapshot,
   type LocalComputeInput,
   type LocalComputeOutput,
+  type OutboxItem,
   type WriteResultsInput,
 } from '../machines/client.machine.ts';
 import { statePath } from '../machines/status.ts';
@@ -29,6 +30,19 @@ export interface Client {
   snapshot(): ClientSnapshot;
   /** Sends an event the current state accepts; returns false (and changes nothing) otherwise. */
   send(event: ClientEvent): boolean;
+  /**
+   * The item GET /data hands out now, without taking it: the last one taken again when no status
+   * was read since, else the head of the outbox; null when there is none.
+   */
+  peekData(): OutboxItem | null;
+  /**
+   * GET /data: takes the item `peekData` names. A controller always reads the status before it
+   * fetches, so a second fetch with no status read in between is a retry of a response lost on
+   * the way: it gets the same item again (`retry: true`) instead of the next one.
+   */
+  takeData(): { readonly item: OutboxItem; readonly retry: boolean } | null;
+  /** GET /status was answered: the next fetch is a new one, not a retry. */
+  statusRead(): void;
   stop(): void;
 }
 
@@ -83,6 +97,13 @@ export function createClient(actors: ClientActors, logger: Logger, options: Clie
   });
   actor.start();
 
+  // Shared by every port the client is served on, so a retry is one whichever port it comes on.
+  let lastTaken: OutboxItem | null = null;
+  const head = (): OutboxItem | null => {
+    const snapshot = actor.getSnapshot();
+    return snapshot.hasTag('error') ? null : (snapshot.context.outbox[0] ?? null);
+  };
+
   return {
     actor,
     snapshot: () => actor.getSnapshot(),
@@ -90,6 +111,18 @@ export function createClient(actors: ClientActors, logger: Logger, options: Clie
       if (!actor.getSnapshot().can(event)) return false;
       actor.send(event);
       return true;
+    },
+    peekData: () => lastTaken ?? head(),
+    takeData: () => {
+      if (lastTaken !== null) return { item: lastTaken, retry: true };
+      const item = head();
+      if (item === null) return null;
+      actor.send({ type: 'fc.data.fetched', itemId: item.id });
+      lastTaken = item;
+      return { item, retry: false };
+    },
+    statusRead: () => {
+      lastTaken = null;
     },
     stop: () => actor.stop(),
   };

@@ -138,6 +138,22 @@ test('a setup on the API port is the same client on every port', async () => {
   assert.is((await status(`${running.url}/api/status`)).available, false);
 });
 
+test('a retried GET /data is recognised on any port: it gets the same item, not the next', async () => {
+  const running = await start();
+  const api = required(running.apiUrl, 'the API port');
+  assert.is((await postSetup(`${api}/setup`, participant)).status, 200);
+  await waitFor(async () => ((await status(`${api}/status`)).available ? true : null), 'the contribution');
+  const first = new Uint8Array(await (await fetch(`${api}/data`)).arrayBuffer());
+  // The response was lost; the controller fetches again, through the other port.
+  const again = new Uint8Array(await (await fetch(`${running.url}/api/data`)).arrayBuffer());
+  assert.ok(first.byteLength > 0);
+  assert.equal(again, first);
+  assert.is(running.client.snapshot().context.outbox.length, 0);
+  // A status read ends the retry window: the next fetch finds the (empty) outbox.
+  await status(`${running.url}/api/status`);
+  assert.is((await (await fetch(`${api}/data`)).arrayBuffer()).byteLength, 0);
+});
+
 test('without the platform ports only the spec layout is served, as the simulator needs', async () => {
   const running = await start({});
   assert.is(running.apiUrl, null);

@@ -130,6 +130,8 @@ function declaredLength(ctx: Context): number | null {
   return Number.isSafeInteger(length) ? length : Number.POSITIVE_INFINITY;
 }
 
+const peek = (item: OutboxItem | null) => (item === null ? null : { item, retry: false });
+
 function apiRouter(client: Client, prefix: string, options: AppOptions): Router {
   const { logger } = options;
   const router = new Router({ prefix });
@@ -169,15 +171,10 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
     ctx.body = { setup };
   });
 
-  // A controller always reads the status before it fetches. A second GET /data with no status
-  // read in between is therefore a retry of a fetch whose response was lost on the way: it gets
-  // the same item again instead of the next one, so no message is lost to a dropped response.
-  let lastFetched: OutboxItem | null = null;
-
   // The platform polls every client all the time: a status is serialized once per snapshot.
   let status: { readonly snapshot: ClientSnapshot; readonly json: string } | null = null;
   router.get('/status', (ctx) => {
-    lastFetched = null;
+    client.statusRead();
     const snapshot = client.snapshot();
     if (status?.snapshot !== snapshot) status = { snapshot, json: JSON.stringify(toStatus(snapshot)) };
     ctx.type = 'application/json';
@@ -185,25 +182,19 @@ function apiRouter(client: Client, prefix: string, options: AppOptions): Router 
   });
 
   router.get('/data', (ctx) => {
-    const snapshot = client.snapshot();
-    const head = snapshot.hasTag('error') ? undefined : snapshot.context.outbox[0];
-    const item = lastFetched ?? head;
     ctx.type = 'application/octet-stream';
-    if (item === undefined) {
+    // The router answers HEAD with this GET handler; a HEAD carries no bytes away, so it must
+    // not take the item, or the message would be lost.
+    const taken = ctx.method === 'HEAD' ? peek(client.peekData()) : client.takeData();
+    if (taken === null) {
       ctx.body = Buffer.alloc(0);
       return;
     }
+    const { item, retry } = taken;
     ctx.body = Buffer.from(item.payload.buffer, item.payload.byteOffset, item.payload.byteLength);
-    // The router answers HEAD with this GET handler; a HEAD carries no bytes away, so it must
-    // not pop the item, or the message would be lost.
     if (ctx.method === 'HEAD') return;
-    if (item === lastFetched) {
-      logger.warn('data fetched again (a retry)', { memo: item.memo, bytes: item.payload.byteLength });
-      return;
-    }
-    client.send({ type: 'fc.data.fetched', itemId: item.id });
-    lastFetched = item;
-    logger.info('data fetched', { memo: item.memo, bytes: item.payload.byteLength, destination: item.destination });
+    if (retry) logger.warn('data fetched again (a retry)', { memo: item.memo, bytes: item.payload.byteLength });
+    else logger.info('data fetched', { memo: item.memo, bytes: item.payload.byteLength, destination: item.destination });
   });
 
   router.post('/data', async (ctx) => {
