@@ -4,7 +4,6 @@
  * the spec's layout (`/api`, `/web`), `api` and `web` the platform's ports when they are set.
  */
 import { createLogger } from './log.ts';
-import { checkInput } from './runtime/preflight.ts';
 import { startClient } from './server.ts';
 import { readSettings, SettingsError } from './settings.ts';
 import { parseWatchOptions, startWatching, WatchUsageError } from './visual/inspect.ts';
@@ -25,10 +24,6 @@ async function main(): Promise<void> {
     input: settings.inputDir,
     output: settings.outputDir,
   });
-  const input = await checkInput(settings.inputDir);
-  if (input.ok) logger.info('input ready', { input: input.message });
-  // Still serve: on the platform the status is how the site's user learns what went wrong.
-  else logger.error('input problem: the run will fail at its first step', { error: input.message });
 
   const stop = (signal: string) => {
     logger.info('stopping', { signal });

@@ -32,8 +32,9 @@ interface Session {
 export function createWorkload(options: WorkloadOptions): ClientActors {
   const { inputDir, outputDir, logger } = options;
   // The site's data is read once and kept for every round. Reading starts now, while the client
-  // waits for the controller's setup, so the first round does not wait for it; a mistake in the
-  // input surfaces in the first round, as before.
+  // waits for the controller's setup, so the first round does not wait for it, and a mistake in
+  // the input is in the log, in full, as soon as the client starts; the machine meets the same
+  // error in its first round and reports it in its status.
   let session: Promise<Session> | null = null;
 
   const load = (): Promise<Session> => {
@@ -53,7 +54,12 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
     })();
     return session;
   };
-  load().catch(() => {});
+  load().catch((error: unknown) => {
+    // Still serve: on the platform the status is how the site's user learns what went wrong.
+    logger.error('input problem: the run will fail at its first step', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+  });
 
   return {
     computeLocal: fromPromise(async ({ input }) => {
