@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -217,6 +217,51 @@ test('a coordinator waiting for confirmations gives up after its wait timeout, n
   assert.is(actor.getSnapshot().value, 'error');
   assert.match(actor.getSnapshot().context.failure?.message ?? '', /confirmations from c$/);
   actor.stop();
+});
+
+test('sites that configure SMPC differently end the run with an error, not a partial sum', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'fc-mixed-smpc-'));
+  const dirs: string[] = [];
+  for (const site of ['biscoe', 'dream', 'torgersen']) {
+    await cp(join(SAMPLE_DIR, site), join(root, site), { recursive: true });
+    if (site !== 'torgersen') {
+      const config = join(root, site, 'config.yml');
+      await writeFile(config, `${await readFile(config, 'utf8')}  smpc: true\n`);
+    }
+    dirs.push(join(root, site));
+  }
+  const summary = await run(['--client-dirs', dirs.join(','), '--timeout', '10']);
+  assert.is(summary.ok, false);
+  assert.match(summary.failure ?? '', /smpc/);
+});
+
+test('an SMPC coordinator refuses a package that does not count every site', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'fc-stray-'));
+  await cp(join(SAMPLE_DIR, 'biscoe'), join(root, 'in'), { recursive: true });
+  const config = join(root, 'in', 'config.yml');
+  await writeFile(config, `${await readFile(config, 'utf8')}  smpc: true\n`);
+  const running = await startClient({
+    host: '127.0.0.1',
+    port: 0,
+    inputDir: join(root, 'in'),
+    outputDir: join(root, 'out'),
+    bodyLimit: 1024 ** 2,
+    logger: silentLogger,
+  });
+  try {
+    const api = `${running.url}/api`;
+    const setup = { id: 'a', coordinator: true, clients: ['a', 'b', 'c'] };
+    await fetch(`${api}/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(setup) });
+    await waitFor(running.client.actor, (snapshot) => snapshot.context.privacy.smpc !== null);
+    // One site's contribution (counted once), posing as the controllers' sum over three.
+    const stray = JSON.stringify({ contributors: 1, value: { n: 1 } });
+    await fetch(`${api}/data?client=a&memo=r1.local`, { method: 'POST', body: stray });
+    const snapshot = await waitFor(running.client.actor, (current) => current.status === 'done');
+    assert.is(snapshot.value, 'error');
+    assert.match(snapshot.context.failure?.message ?? '', /holds 1 of 3 contributions/);
+  } finally {
+    await running.close();
+  }
 });
 
 test.run();

@@ -10,7 +10,7 @@ import { fromPromise } from 'xstate';
 import { join } from 'node:path';
 import type { ClientActors } from '../client.ts';
 import { configureComputation } from '../computation/registry.ts';
-import type { ConfiguredComputation, Json, PreparedSite } from '../computation/types.ts';
+import type { ConfiguredComputation, Json, NumericTree, PreparedSite } from '../computation/types.ts';
 import { loadConfig, type SiteConfig } from '../data/config.ts';
 import { readTable } from '../data/csv.ts';
 import type { Logger } from '../log.ts';
@@ -27,6 +27,29 @@ interface Session {
   readonly config: SiteConfig;
   readonly computation: ConfiguredComputation;
   readonly site: PreparedSite;
+}
+
+/**
+ * Under SMPC the coordinator gets one package, the sum over every site, and cannot tell it from
+ * a single site's contribution or a stray message. So each site counts itself in: the sum must
+ * count every client, or the run ends in an error instead of a partial result that looks whole.
+ */
+function countedForSmpc(contribution: NumericTree): NumericTree {
+  return { contributors: 1, value: contribution };
+}
+
+function uncountedSmpcSum(sum: NumericTree, clients: number, noisy: boolean): NumericTree {
+  if (typeof sum !== 'object' || Array.isArray(sum) || !('contributors' in sum) || !('value' in sum)) {
+    throw new Error('the SMPC aggregate is not a sum of counted contributions; does every site use smpc?');
+  }
+  const { contributors, value } = sum as { readonly contributors: NumericTree; readonly value: NumericTree };
+  // With DP the count carries noise of any size, so there only its presence can be checked.
+  if (typeof contributors !== 'number' || (!noisy && Math.abs(contributors - clients) >= 0.5)) {
+    throw new Error(
+      `the SMPC aggregate holds ${String(contributors)} of ${clients} contributions; every site must configure smpc alike`,
+    );
+  }
+  return value;
 }
 
 export function createWorkload(options: WorkloadOptions): ClientActors {
@@ -77,19 +100,23 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
       const contribution = computation.localStep(site, previous, input.round, secure);
       const relayedAsJson = config.smpc !== null || config.dp !== null;
       return {
-        payload: relayedAsJson ? encodeJson(contribution) : encodeBinary(contribution),
+        payload: relayedAsJson ? encodeJson(secure ? countedForSmpc(contribution) : contribution) : encodeBinary(contribution),
         privacy: { smpc: config.smpc, dp: config.dp },
         expectedRounds: computation.expectedRounds,
       };
     }),
 
     aggregate: fromPromise(async ({ input }) => {
-      const { computation } = await load();
+      const { config, computation } = await load();
       const previous = input.previous === null ? null : decodeJson(input.previous, 'the previous global result');
       const what = (index: number) => `contribution ${index + 1} of round ${input.round}`;
+      const decode = (bytes: Uint8Array, index: number): NumericTree => {
+        const tree = decodeNumeric(bytes, what(index));
+        return input.secure ? uncountedSmpcSum(tree, input.setup.clients.length, config.dp !== null) : tree;
+      };
       const { global, final } = computation.additive(previous, input.round)
         ? computation.aggregate(
-            input.contributions.map((bytes, index) => decodeNumeric(bytes, what(index))),
+            input.contributions.map(decode),
             previous,
             input.round,
             input.secure,

@@ -266,6 +266,13 @@ export async function runFederation(
 
   // SMPC: contributions wait here, per memo, until every client's is in; then one package.
   const gathering = new Map<string, Map<string, NumericTree>>();
+  // Memos sent to the coordinator in the clear; the same memo through SMPC means the sites are
+  // configured differently, and the coordinator's one package would not be the sum of all.
+  const plainToCoordinator = new Set<string>();
+  const mixedPrivacy = (where: string, memo: string) =>
+    new ProtocolError(
+      `${where} and other sites' data under memo ${memo} reach the coordinator one through SMPC, the other in the clear: every site must configure smpc alike`,
+    );
 
   /** Where a message goes, and the round it belongs to (noted for the report). */
   const routeOf = (sender: ControlledClient, status: Status) => {
@@ -300,6 +307,7 @@ export async function runFederation(
     if (path.kind === 'smpc') {
       if (status.smpc === null) throw new Error('an SMPC route without SMPC options');
       const key = memo ?? '';
+      if (plainToCoordinator.has(key)) throw mixedPrivacy(where, key);
       const pieces = gathering.get(key) ?? new Map<string, NumericTree>();
       gathering.set(key, pieces);
       pieces.set(sender.id, parseNumericJson(body, where));
@@ -313,6 +321,10 @@ export async function runFederation(
       return;
     }
 
+    if (receivers.includes(coordinator)) {
+      if (gathering.has(memo ?? '')) throw mixedPrivacy(where, memo ?? '');
+      plainToCoordinator.add(memo ?? '');
+    }
     record({ kind: 'relay', from: sender.id, to, memo, bytes: body.byteLength, smpc: false, dp: status.dp !== null });
     if (final) keepFinal(body);
     await Promise.all(receivers.map((receiver) => deliver(sender.id, receiver, memo, body)));
