@@ -264,4 +264,18 @@ test('an SMPC coordinator refuses a package that does not count every site', asy
   }
 });
 
+test("a client configured for SMPC 'multiply' stops with an error naming smpc.operation", async () => {
+  const root = await mkdtemp(join(tmpdir(), 'fc-multiply-'));
+  const dirs: string[] = [];
+  for (const site of ['biscoe', 'dream']) {
+    await cp(join(SAMPLE_DIR, site), join(root, site), { recursive: true });
+    const config = join(root, site, 'config.yml');
+    await writeFile(config, `${await readFile(config, 'utf8')}  smpc: { operation: multiply }\n`);
+    dirs.push(join(root, site));
+  }
+  const summary = await run(['--client-dirs', dirs.join(','), '--timeout', '10']);
+  assert.is(summary.ok, false);
+  assert.match(summary.failure ?? '', /smpc\.operation 'multiply'/);
+});
+
 test.run();

@@ -13,6 +13,7 @@ import { configureComputation } from '../computation/registry.ts';
 import type { ConfiguredComputation, Json, NumericTree, PreparedSite } from '../computation/types.ts';
 import { loadConfig, type SiteConfig } from '../data/config.ts';
 import { readTable } from '../data/csv.ts';
+import { InputError } from '../data/errors.ts';
 import type { Logger } from '../log.ts';
 import { decodeJson, decodeNumeric, encodeBinary, encodeJson } from './codec.ts';
 import { writeResultFiles } from './results.ts';
@@ -64,6 +65,14 @@ export function createWorkload(options: WorkloadOptions): ClientActors {
     session ??= (async () => {
       const config = await loadConfig(inputDir);
       const computation = configureComputation(config.computation, config.parameters, 'config.yml');
+      if (config.smpc?.operation === 'multiply') {
+        // Every computation here aggregates sums; a product of the sites' figures means nothing.
+        throw new InputError(
+          `config.yml: smpc.operation 'multiply' cannot serve ${config.computation}, which adds the sites' figures; use 'add'`,
+          'config.yml',
+          'smpc.operation',
+        );
+      }
       const table = await readTable(config.dataFile, { separator: config.separator });
       const site = computation.prepare(table);
       logger.info('data loaded', {
