@@ -114,7 +114,10 @@ export async function sitesFrom(computation: ConfiguredComputation, ...texts: st
 }
 
 export async function sampleSites(computation: ConfiguredComputation): Promise<PreparedSite[]> {
-  return Promise.all(SITES.map(async (site) => computation.prepare(await readTable(repo(`sample/${site}/data.csv`)))));
+  // One site after the other, so that when several sites are wrong the first one's error is the one seen.
+  const prepared: PreparedSite[] = [];
+  for (const site of SITES) prepared.push(computation.prepare(await readTable(repo(`sample/${site}/data.csv`))));
+  return prepared;
 }
 
 export function csvOf(columns: readonly string[], rows: readonly (readonly (number | string)[])[]): string {
