@@ -68,7 +68,11 @@ export interface ClientContext {
   /** The latest global result (the aggregate of the last round). */
   readonly global: Uint8Array | null;
   readonly inbox: Inbox;
-  /** Memos already used up; late retries under them are dropped instead of piling up. */
+  /**
+   * Memos of the current round already used up; late retries under them are dropped instead of
+   * piling up. Messages of past rounds are dropped by their memo's round number, so this list
+   * starts empty every round and never grows with the number of rounds.
+   */
   readonly consumed: readonly string[];
   readonly outbox: readonly OutboxItem[];
   readonly nextItemId: number;
@@ -219,6 +223,20 @@ function enqueue(
   };
 }
 
+const ROUND_MEMO = /^r(\d+)\.(?:local|global|final)$/;
+
+/** The round a memo belongs to (`r3.local` → 3), or null for other memos (`done`). */
+function roundOf(memo: string): number | null {
+  const match = ROUND_MEMO.exec(memo);
+  return match === null ? null : Number(match[1]);
+}
+
+/** Whether messages under this memo can no longer be of use: used up, or of a round that is over. */
+function isSpent(context: ClientContext, memo: string): boolean {
+  const round = roundOf(memo);
+  return (round !== null && round < context.round) || context.consumed.includes(memo);
+}
+
 function consume(context: ClientContext, memo: string): Pick<ClientContext, 'inbox' | 'consumed'> {
   const { [memo]: _used, ...rest } = context.inbox;
   return { inbox: rest, consumed: [...context.consumed, memo] };
@@ -303,7 +321,7 @@ export const clientMachine = setup({
     storeMessage: assign(({ context, event }) => {
       if (event.type !== 'fc.data.received') return {};
       const existing = messagesFor(context, event.memo);
-      if (context.consumed.includes(event.memo) || messageFrom(existing, event.sender) !== undefined) {
+      if (isSpent(context, event.memo) || messageFrom(existing, event.sender) !== undefined) {
         return {};
       }
       return {
@@ -358,7 +376,14 @@ export const clientMachine = setup({
       const memo = message.final ? memoOf.final(context.round) : memoOf.global(context.round);
       return { global: message.payload, ...consume(context, memo) };
     }),
-    startNextRound: assign(({ context }) => ({ round: context.round + 1 })),
+    startNextRound: assign(({ context }) => {
+      const round = context.round + 1;
+      // What is left of past rounds (strays, never used) goes, and the used-up list starts anew.
+      const inbox = Object.fromEntries(
+        Object.entries(context.inbox).filter(([memo]) => (roundOf(memo) ?? round) >= round),
+      );
+      return { round, inbox, consumed: [] };
+    }),
     queueConfirmation: assign(({ context }) =>
       enqueue(context, {
         memo: memoOf.done,

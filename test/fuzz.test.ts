@@ -50,6 +50,12 @@ import {
   type Transport,
 } from './support/transport.ts';
 
+/** The round of a memo such as `r3.local`, or null for others; written apart from the machine's. */
+function roundOfMemo(memo: string): number | null {
+  const match = /^r(\d+)\.(local|global|final)$/.exec(memo);
+  return match === null ? null : Number(match[1]);
+}
+
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20_240_611);
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 1);
 const MEMORY_RUNS = 1000 * RUNS;
@@ -239,6 +245,16 @@ class Model {
     this.outbox.push({ smpc: null, dp: null, ...item });
   }
 
+  /** A new round: past rounds' leftovers go, and the used-up memos start anew (as the machine does). */
+  private nextRound(): void {
+    this.round += 1;
+    for (const memo of [...this.inbox.keys()]) {
+      const round = roundOfMemo(memo);
+      if (round !== null && round < this.round) this.inbox.delete(memo);
+    }
+    this.consumed.clear();
+  }
+
   private consume(memo: string): void {
     this.inbox.delete(memo);
     this.consumed.add(memo);
@@ -303,7 +319,7 @@ class Model {
             if (message.final) {
               this.phase = 'writing';
             } else {
-              this.round += 1;
+              this.nextRound();
               this.phase = 'computing';
             }
           }
@@ -312,7 +328,7 @@ class Model {
         if (this.round >= ROUNDS) {
           this.phase = 'writing';
         } else {
-          this.round += 1;
+          this.nextRound();
           this.phase = 'computing';
         }
       } else if (this.phase === 'confirming') {
@@ -368,7 +384,8 @@ class Model {
   /** POST /api/data from `sender` under `memo` with a body the size limit allows. */
   received(sender: string, memo: string, payload: Buffer): void {
     const messages = this.messages(memo);
-    if (this.consumed.has(memo) || messages.has(sender)) return;
+    const round = roundOfMemo(memo);
+    if ((round !== null && round < this.round) || this.consumed.has(memo) || messages.has(sender)) return;
     this.inbox.set(memo, new Map([...messages, [sender, payload]]));
     this.settle();
   }
