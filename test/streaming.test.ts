@@ -1,3 +1,5 @@
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fromPromise } from 'xstate';
@@ -118,6 +120,56 @@ test('a receiver that is gone when a large message is relayed ends the run, nami
     assert.is(report.ok, false);
     assert.match(report.failure ?? '', /site-2/);
   } finally {
+    await Promise.all(running.map((client) => client.close()));
+  }
+});
+
+/** A loopback proxy to `target` that breaks the connection of the first large POST it sees. */
+async function flakyProxy(target: string): Promise<{ url: string; broken: () => number; close(): Promise<void> }> {
+  let broken = 0;
+  const server = createServer((request, response) => {
+    const large = Number(request.headers['content-length'] ?? 0) > 1024 ** 2;
+    if (request.method === 'POST' && large && broken === 0) {
+      broken += 1;
+      request.socket.destroy();
+      return;
+    }
+    const forward = httpRequest(`${target}${request.url ?? '/'}`, { method: request.method, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    forward.on('error', () => response.destroy());
+    request.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    broken: () => broken,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+test('a receiver whose connection breaks during a streamed relay gets the message again, whole', async () => {
+  const results = new Map<number, Float64Array>();
+  const { running, clients } = await federation(3, results);
+  const participant = running[2];
+  assert.ok(participant);
+  const proxy = await flakyProxy(participant.url);
+  const viaProxy = clients.map((client, index) => (index === 2 ? { ...client, api: `${proxy.url}/api` } : client));
+  try {
+    const report = await runFederation(viaProxy, { queryIntervalMs: 5, timeoutMs: 20_000, requestTimeoutMs: 5_000, seed: null });
+    assert.is(report.ok, true, report.failure ?? '');
+    assert.is(proxy.broken(), 1, 'one streamed upload was broken');
+    const expected = results.get(0);
+    assert.ok(expected);
+    assert.equal(results.get(2), expected);
+  } finally {
+    await proxy.close();
     await Promise.all(running.map((client) => client.close()));
   }
 });

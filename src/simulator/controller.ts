@@ -368,18 +368,31 @@ export async function runFederation(
     }
     for (const { request } of uploads) request.end();
     const answers = await Promise.allSettled(uploads.map(({ answer }) => answer));
+    const lost: ControlledClient[] = [];
     answers.forEach((outcome, index) => {
       const upload = uploads[index];
       if (upload === undefined) return;
-      if (outcome.status === 'rejected') throw unanswered(upload.receiver, what, upload.url, outcome.reason);
-      expectOk(upload.receiver, what, outcome.value);
+      // A broken connection is retried below; an answer is final.
+      if (outcome.status === 'rejected') lost.push(upload.receiver);
+      else expectOk(upload.receiver, what, outcome.value);
     });
     // A final result this large (a model) is not decoded here: the sites have it in their outputs.
     if (final) finalBroadcast = null;
-    messages += uploads.length;
-    bytes += length * uploads.length;
+    const delivered = uploads.length - lost.length;
+    messages += delivered;
+    bytes += length * delivered;
     progressed();
-    for (const { receiver } of uploads) wake(receiver.id);
+    for (const { receiver } of uploads) if (!lost.includes(receiver)) wake(receiver.id);
+    if (lost.length > 0) {
+      // A stream cannot be replayed, but the sender can: a second GET /data with no status read
+      // in between gets the same item again. Those receivers get it whole, with retries.
+      const url = `${sender.api}/data`;
+      const again = dataOf(sender, status, await call(http, sender, 'GET /data', url, { timeoutMs: requestTimeoutMs }));
+      if (again.byteLength !== length) {
+        throw new ProtocolError(`${describe(sender)} gave ${again.byteLength} bytes when fetched again, not the ${length} it streamed`);
+      }
+      await Promise.all(lost.map((receiver) => deliver(sender.id, receiver, memo, again)));
+    }
   };
 
   /** Fetches the head of a client's outbox and relays it, streamed when it is large and plain. */
