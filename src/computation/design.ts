@@ -15,7 +15,8 @@
 import { z } from 'zod';
 import { InputError } from '../data/errors.ts';
 import type { Table } from '../data/table.ts';
-import type { Json, NumericTree } from './types.ts';
+import { formatNumber } from './regression-report.ts';
+import type { GatherRounds, Json, NumericTree } from './types.ts';
 
 export const INTERCEPT = '(Intercept)';
 
@@ -312,4 +313,33 @@ function describeModel(columns: readonly string[], categorical: readonly string[
   const [target, ...predictors] = columns;
   const kinds = categorical.length > 0 ? `, categorical ${categorical.join(', ')}` : '';
   return `${target ?? '?'} from ${predictors.join(', ')}${kinds}`;
+}
+
+/** The gather round's global result: the categories every site then encodes. */
+export type LevelsGlobal = { readonly stage: 'levels'; readonly levels: Levels };
+
+/**
+ * The gather round of a model with categorical predictors, the same for every regression: each
+ * site sends its labels, the coordinator merges them, and the regression's own rounds follow.
+ */
+export function categoryRound<Params extends DesignSpec>(): GatherRounds<Params, SiteDesign, LevelsGlobal> {
+  return {
+    isGatherRound: (previous, { params }) => needsLevels(params) && previous === null,
+    localStep: (site, _previous, { params }) => levelsMessage(site, params),
+    aggregate: (messages, _previous, { params }) => ({
+      global: { stage: 'levels', levels: mergeLevels(messages, params) },
+      final: false,
+    }),
+  };
+}
+
+/** A fit needs more pooled complete rows than coefficients (so at least one residual degree of freedom). */
+export function requireMoreRowsThanCoefficients(n: number, p: number, target: string, hint: string): void {
+  if (!(n > p)) {
+    throw new InputError(
+      `the pooled data have ${formatNumber(n)} complete rows for ${p} coefficients; a fit needs more rows than coefficients${hint}`,
+      null,
+      target,
+    );
+  }
 }

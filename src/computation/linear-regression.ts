@@ -34,8 +34,6 @@ import {
   expectKeys,
   expectUpperTriangle,
   INTERCEPT,
-  levelsMessage,
-  mergeLevels,
   needsLevels,
   numberAt,
   pooledMatrix,
@@ -44,7 +42,10 @@ import {
   termsOf,
   upperTriangle,
   type Levels,
+  type LevelsGlobal,
   type SiteDesign,
+  categoryRound,
+  requireMoreRowsThanCoefficients,
 } from './design.ts';
 import { tTwoSidedP } from './distributions.ts';
 import { at, CompensatedSum, compensatedSum, dot, factorize, multiply } from './linear-algebra.ts';
@@ -107,7 +108,7 @@ export type LinearRegressionResult = {
 };
 
 export type LinearGlobal =
-  | { readonly stage: 'levels'; readonly levels: Levels }
+  | LevelsGlobal
   | { readonly stage: 'final'; readonly result: LinearRegressionResult };
 
 /** Below this share of its raw sum of squares, a centred column counts as constant. */
@@ -131,14 +132,7 @@ export const linearRegression: Computation<
     return prepareDesign(table, params, table.numeric(params.target));
   },
 
-  gather: {
-    isGatherRound: (previous, { params }) => needsLevels(params) && previous === null,
-    localStep: (site, _previous, { params }) => levelsMessage(site, params),
-    aggregate: (messages, _previous, { params }) => ({
-      global: { stage: 'levels', levels: mergeLevels(messages, params) },
-      final: false,
-    }),
-  },
+  gather: categoryRound(),
 
   localStep(site, previous, { params }) {
     const levels = levelsFrom(previous, params);
@@ -257,13 +251,7 @@ function fitLinear(
   const p = k + 1;
   const noisy = !Number.isInteger(n) || !Number.isInteger(sums.dropped);
   const dpHint = noisy ? ' (the sums carry DP noise: a smaller noise scale may help)' : '';
-  if (!(n > p)) {
-    throw new InputError(
-      `the pooled data have ${formatNumber(n)} complete rows for ${p} coefficients; a fit needs more rows than coefficients${dpHint}`,
-      null,
-      params.target,
-    );
-  }
+  requireMoreRowsThanCoefficients(n, p, params.target, dpHint);
 
   const mean = sumX.map((sum) => sum / n);
   const meanY = sumY / n;

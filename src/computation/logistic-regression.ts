@@ -46,8 +46,6 @@ import {
   encodeRows,
   expectKeys,
   expectUpperTriangle,
-  levelsMessage,
-  mergeLevels,
   needsLevels,
   numberAt,
   pooledMatrix,
@@ -56,7 +54,10 @@ import {
   termsOf,
   upperTriangle,
   type Levels,
+  type LevelsGlobal,
   type SiteDesign,
+  categoryRound,
+  requireMoreRowsThanCoefficients,
 } from './design.ts';
 import { normalTwoSidedP } from './distributions.ts';
 import { at, CompensatedSum, compensatedSum, factorize, multiply } from './linear-algebra.ts';
@@ -156,7 +157,7 @@ type Point = {
 };
 
 export type LogisticGlobal =
-  | { readonly stage: 'levels'; readonly levels: Levels }
+  | LevelsGlobal
   | {
       readonly stage: 'newton';
       readonly levels: Levels;
@@ -193,14 +194,7 @@ export const logisticRegression: Computation<
     return prepareDesign(table, params, binaryTarget(table, params));
   },
 
-  gather: {
-    isGatherRound: (previous, { params }) => needsLevels(params) && previous === null,
-    localStep: (site, _previous, { params }) => levelsMessage(site, params),
-    aggregate: (messages, _previous, { params }) => ({
-      global: { stage: 'levels', levels: mergeLevels(messages, params) },
-      final: false,
-    }),
-  },
+  gather: categoryRound(),
 
   localStep(site, previous, { params }) {
     const point = evaluationPoint(previous, params);
@@ -528,13 +522,7 @@ function firstRoundChecks(
   const { n, positives, hessian } = sums;
   const dpHint = noisy ? DP_HINT : '';
   const p = terms.length;
-  if (!(n > p)) {
-    throw new InputError(
-      `the pooled data have ${formatNumber(n)} complete rows for ${p} coefficients; a fit needs more rows than coefficients${dpHint}`,
-      null,
-      params.target,
-    );
-  }
+  requireMoreRowsThanCoefficients(n, p, params.target, dpHint);
   const outcome = params.positive === undefined ? `${params.target} = 1` : `${params.target} = '${params.positive}'`;
   if (!(positives >= 0.5)) {
     throw new InputError(`no complete row at any site has ${outcome}; check parameters.positive and the target${dpHint}`, null, params.target);
